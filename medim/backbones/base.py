@@ -1,0 +1,41 @@
+"""The denoiser contract every backbone (built-in or plugin) implements.
+
+`forward(tokens [B, L], noise_level [B], padding_mask [B, L] | None) -> hidden [B, L, D]`
+and `logits(hidden, positions, vocab_range)`, so a task asks for logits only at
+the positions it scores and only over the vocabulary slice it needs.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Backbone(nn.Module):
+    """Base class of denoisers; subclasses set `hidden_size` and implement `forward`/`output_weight`."""
+
+    hidden_size: int
+    vocab_size: int
+
+    def forward(self, tokens: Tensor, noise_level: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """Final (normalised) hidden states [B, L, D].
+
+        noise_level [B] is the schedule's continuous time input (sigma(t) for MeDiM);
+        padding_mask [B, L] is True where a position may be attended to.
+        """
+        raise NotImplementedError
+
+    def output_weight(self) -> Tensor:
+        """[V, D] matrix mapping hidden states to token logits (the tied embedding or a head)."""
+        raise NotImplementedError
+
+    def logits(self, hidden: Tensor, positions: Tensor | None = None, vocab_range: tuple[int, int] | None = None) -> Tensor:
+        """Logits [B, P, V'] at `positions` ([P] shared or [B, P] per sample) over ids [lo, hi)."""
+        if positions is not None:
+            if positions.ndim == 1:
+                hidden = hidden[:, positions]
+            else:
+                hidden = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        weight = self.output_weight()
+        if vocab_range is not None:
+            weight = weight[vocab_range[0] : vocab_range[1]]
+        return hidden @ weight.T.to(hidden.dtype)

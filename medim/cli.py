@@ -1,0 +1,254 @@
+"""The `medim` command line: list components, show configs, train, generate, evaluate, quickstart.
+
+Errors caused by input (a bad YAML, an unknown name, a missing file) are printed
+as one paragraph and exit with status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from medim.errors import MedimError
+
+KIND_ALIASES = {"tokenizer": "tokenizers", "backbone": "backbones", "sampler": "samplers", "task": "tasks",
+                "layout": "layouts", "dataset": "datasets", "data": "datasets", "schedule": "noise"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `medim` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 0
+    try:
+        args.handler(args)
+    except MedimError as exc:
+        print(f"medim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medim: interrupted (a training run continues with `medim train EXP --resume`)", file=sys.stderr)
+        return 130
+    return 0
+
+
+# -- components ----------------------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from medim.registry import ALL_REGISTRIES
+
+    kinds = [_kind(args.kind)] if args.kind else list(ALL_REGISTRIES)
+    for kind in kinds:
+        registry = ALL_REGISTRIES[kind]
+        print(f"{kind}:")
+        plugins = registry.plugin_entry_points()
+        for name in registry.names(args.pattern):
+            summary = _safe_summary(registry, name)
+            origin = " [plugin]" if name in plugins else ""
+            print(f"  {name:<22}{origin} {summary}")
+        for problem in registry.plugin_problems():
+            print(f"  ! broken plugin {problem.name!r} ({problem.origin}): {problem.problem}")
+
+
+def _safe_summary(registry: Any, name: str) -> str:
+    try:
+        return registry.get(name).summary
+    except MedimError as exc:
+        return f"(unavailable: {exc})"
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from medim.errors import RegistryError
+    from medim.registry import ALL_REGISTRIES
+
+    kind, _, name = args.name.rpartition(":")
+    kinds = [_kind(kind)] if kind else [k for k, r in ALL_REGISTRIES.items() if name in r.names()]
+    if not kinds:
+        everything = sorted({n for r in ALL_REGISTRIES.values() for n in r.names()})
+        import difflib
+
+        close = difflib.get_close_matches(name, everything, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise RegistryError(f"no component named {name!r}.{hint} `medim list` shows them all.")
+    for kind in kinds:
+        info = ALL_REGISTRIES[kind].info(name)
+        print(f"{info['name']}  ({info['kind']}, from {info['origin']})")
+        if info["doc"]:
+            print(textwrap.indent(textwrap.dedent(info["doc"]), "  "))
+        print("  parameters:")
+        for field in info["params"]:
+            line = f"    {field['name']}: {field['type']} = {field['default']!r}"
+            print(line + (f"  # {field['description']}" if field["description"] else ""))
+        for key, value in info["extra"].items():
+            print(f"  {key}: {value}")
+
+
+def _cmd_plugins(args: argparse.Namespace) -> None:
+    from medim.registry import ALL_REGISTRIES, DISABLE_PLUGINS_ENV
+
+    found = False
+    for kind, registry in ALL_REGISTRIES.items():
+        for name, origin in registry.plugin_entry_points().items():
+            found = True
+            print(f"{kind:<11} {name:<22} {origin}")
+        for problem in registry.plugin_problems():
+            found = True
+            print(f"{kind:<11} {problem.name:<22} BROKEN: {problem.problem} ({problem.origin})")
+    if not found:
+        print(f"no plugins installed (entry-point groups medim.<kind>; set {DISABLE_PLUGINS_ENV}=1 to disable them)")
+
+
+def _kind(kind: str) -> str:
+    from medim.errors import RegistryError
+    from medim.registry import ALL_REGISTRIES
+
+    kind = KIND_ALIASES.get(kind, kind)
+    if kind not in ALL_REGISTRIES:
+        raise RegistryError(f"unknown component kind {kind!r}; kinds are {', '.join(ALL_REGISTRIES)}")
+    return kind
+
+
+# -- experiments ---------------------------------------------------------------------------------
+
+
+def _cmd_config_show(args: argparse.Namespace) -> None:
+    from medim.config import load_experiment
+
+    print(load_experiment(args.experiment, args.overrides).to_yaml(), end="")
+
+
+def _cmd_config_list(args: argparse.Namespace) -> None:
+    from medim.config import list_experiments
+
+    print("\n".join(list_experiments()))
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from medim.config import load_experiment
+    from medim.experiment import build_experiment
+
+    experiment = build_experiment(load_experiment(args.experiment, args.overrides))
+    layout = experiment.layout
+    for split in ("train", "val", "test"):
+        experiment.tokens(split)
+    print(
+        f"prepared {experiment.config.name}: sequence length {layout.seq_len} "
+        f"({len(layout.image_positions)} image + {len(layout.text_positions)} text tokens), "
+        f"vocabulary {layout.vocab_size} (text {experiment.text_tokenizer.vocab_size}, "
+        f"image codes {experiment.image_tokenizer.codebook_size})"
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from medim.config import load_experiment
+    from medim.training.trainer import train
+
+    result = train(load_experiment(args.experiment, args.overrides), resume=args.resume, progress=not args.quiet)
+    state = "finished" if result.finished else "stopped early (continue with --resume)"
+    print(f"run {result.run_dir}: {result.steps_done} steps, {state}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from medim.evaluation.evaluate import evaluate_run, summary_table
+    from medim.runs import load_run
+
+    overrides = {k: v for k, v in (("num_samples", args.samples), ("num_steps", args.steps), ("cfg_scale", args.cfg)) if v is not None}
+    eval_config = None
+    if overrides:
+        experiment, _ = load_run(args.run_dir)
+        eval_config = experiment.config.eval.model_copy(update=overrides)
+    metrics = evaluate_run(args.run_dir, eval_config, progress=not args.quiet)
+    print(summary_table(metrics))
+    print(f"\nmetrics: {Path(args.run_dir) / 'eval' / 'metrics.json'}; galleries: {Path(args.run_dir) / 'eval'}/*.png")
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from medim.generate import generate_from_cli
+
+    for path in generate_from_cli(args):
+        print(path)
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> None:
+    from medim.quickstart import run_quickstart
+
+    run_quickstart(fresh=args.fresh, progress=not args.quiet)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medim", description="Unified medical multimodal generation with masked discrete diffusion.")
+    commands = parser.add_subparsers(title="commands")
+
+    p = commands.add_parser("list", help="list registered components (optionally of one kind)")
+    p.add_argument("kind", nargs="?", help="tokenizers, layouts, backbones, noise, samplers, tasks or datasets")
+    p.add_argument("--pattern", default="*", help="fnmatch pattern on names, e.g. 'hf_*'")
+    p.set_defaults(handler=_cmd_list)
+
+    p = commands.add_parser("info", help="show a component's parameters and defaults")
+    p.add_argument("name", help="component name, or kind:name when a name is used by two kinds")
+    p.set_defaults(handler=_cmd_info)
+
+    p = commands.add_parser("plugins", help="list installed plugins and any that failed to load")
+    p.set_defaults(handler=_cmd_plugins)
+
+    config = commands.add_parser("config", help="inspect experiments").add_subparsers(title="config commands")
+    p = config.add_parser("show", help="print an experiment's resolved config")
+    _experiment_args(p)
+    p.set_defaults(handler=_cmd_config_show)
+    p = config.add_parser("list", help="list bundled experiments")
+    p.set_defaults(handler=_cmd_config_list)
+
+    p = commands.add_parser("prepare", help="build the data and tokenizers of an experiment (cached)")
+    _experiment_args(p)
+    p.set_defaults(handler=_cmd_prepare)
+
+    p = commands.add_parser("train", help="train an experiment")
+    _experiment_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_train)
+
+    p = commands.add_parser("generate", help="generate from a trained run: images from a report, a report from an image, or pairs")
+    p.add_argument("run_dir", type=Path)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--report", help="report text to draw images from")
+    source.add_argument("--report-file", type=Path, help="text file holding a report to draw images from")
+    source.add_argument("--image", type=Path, help="image file to write reports for")
+    source.add_argument("--pairs", type=int, help="number of image-report pairs to generate")
+    p.add_argument("--num", type=int, default=1, help="samples per report or image (default 1)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the run's eval.num_steps)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance weight (default: the run's eval.cfg_scale)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/generated)")
+    p.set_defaults(handler=_cmd_generate)
+
+    p = commands.add_parser("eval", help="score a trained run on the held-out split (writes eval/metrics.json and galleries)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--samples", type=int, help="held-out pairs to score (default: the run's eval.num_samples)")
+    p.add_argument("--steps", type=int, help="sampler steps")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance weight")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_cmd_eval)
+
+    p = commands.add_parser("quickstart", help="train the embedded quickstart model, then evaluate it (~12 min on 2 CPU cores)")
+    p.add_argument("--fresh", action="store_true", help="delete an earlier quickstart run first")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_cmd_quickstart)
+    return parser
+
+
+def _experiment_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="a bundled experiment name (see `medim config list`) or a YAML path")
+    parser.add_argument("overrides", nargs="*", help="key.path=value, ~key.path (delete), component=name (swap)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Experiments as YAML: layering, overrides and the validated `ExperimentConfig`."""
+
+from medim.config.loading import find_experiment, list_experiments
+from medim.config.schema import (
+    COMPONENT_BLOCKS,
+    EvalConfig,
+    ExperimentConfig,
+    TrainConfig,
+    load_experiment,
+    validate_experiment,
+)
+
+__all__ = [
+    "COMPONENT_BLOCKS", "EvalConfig", "ExperimentConfig", "TrainConfig", "find_experiment",
+    "list_experiments", "load_experiment", "validate_experiment",
+]

@@ -1,0 +1,175 @@
+"""The validated experiment: one `ExperimentConfig` built from layered YAML and overrides.
+
+Component blocks (`backbone:`, `sampler:`, ...) are validated by their registry's
+`Params` model and stored back with every default filled in, so `resolved.yaml`
+shows exactly what ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medim.config.loading import apply_overrides, find_experiment, load_layered
+from medim.errors import ConfigError, RegistryError
+from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, SAMPLERS, TASKS, TOKENIZERS, Registry
+from medim.registry.params import describe_validation_error
+
+#: Dotted path of each component block and the registry that validates it.
+COMPONENT_BLOCKS: dict[str, Registry] = {
+    "data": DATASETS,
+    "tokenizers.image": TOKENIZERS,
+    "tokenizers.text": TOKENIZERS,
+    "layout": LAYOUTS,
+    "backbone": BACKBONES,
+    "noise": NOISE,
+    "sampler": SAMPLERS,
+    "task": TASKS,
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(_Section):
+    """Optimisation and bookkeeping of `medim train`."""
+
+    steps: int = Field(1500, gt=0, description="optimizer steps in total")
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of the peak (cosine decay)")
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; null disables clipping")
+    eval_every: int = Field(250, gt=0, description="steps between validation-loss measurements")
+    val_batches: int = Field(4, gt=0)
+    checkpoint_every: int = Field(500, gt=0)
+    keep_checkpoints: int = Field(2, gt=0, description="how many recent checkpoints stay on disk")
+    log_every: int = Field(25, gt=0)
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop (with a checkpoint) once training has run this long"
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    num_threads: int | None = Field(None, gt=0, description="torch CPU threads; null = torch default")
+
+
+class EvalConfig(_Section):
+    """What `medim eval` generates and scores on the held-out split."""
+
+    split: Literal["val", "test"] = "test"
+    num_samples: int = Field(200, gt=0, description="held-out pairs used for image->text and text->image")
+    joint_samples: int = Field(64, ge=0, description="unconditional image+report pairs to generate")
+    num_steps: int = Field(32, gt=0, description="sampler steps per generation")
+    cfg_scale: float = Field(0.0, ge=0, description="classifier-free guidance weight w (0 = off)")
+    temperature: float = Field(1.0, gt=0)
+    batch_size: int = Field(100, gt=0)
+    classifier_epochs: int = Field(6, gt=0, description="epochs of the finding classifier that judges images")
+    gallery_size: int = Field(16, ge=0)
+
+
+class TokenizersConfig(_Section):
+    """The image and text tokenizers (each a `tokenizers` component)."""
+
+    image: dict[str, Any]
+    text: dict[str, Any]
+
+
+class ExperimentConfig(_Section):
+    """One experiment: every component by name with its params, plus training and evaluation."""
+
+    name: str = Field(description="run name; the run directory is output_dir/name")
+    description: str = ""
+    seed: int = 0
+    output_dir: str = "runs"
+    data: dict[str, Any]
+    tokenizers: TokenizersConfig
+    layout: dict[str, Any]
+    backbone: dict[str, Any]
+    noise: dict[str, Any]
+    sampler: dict[str, Any]
+    task: dict[str, Any]
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @property
+    def run_dir(self) -> Path:
+        """Where `medim train` writes this experiment's outputs."""
+        return Path(self.output_dir) / self.name
+
+    def component(self, path: str) -> dict[str, Any]:
+        """The block at a dotted component path such as `tokenizers.image`."""
+        node: Any = self
+        for part in path.split("."):
+            node = getattr(node, part)
+        return node
+
+    def to_yaml(self) -> str:
+        """The full resolved config as YAML (what `resolved.yaml` holds)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_experiment(name_or_path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, layer, override and validate an experiment; errors name the file and key path."""
+    path = find_experiment(name_or_path)
+    data, files = load_layered(path)
+    data = apply_overrides(data, list(overrides or []), set(COMPONENT_BLOCKS))
+    context = f"experiment {path}" + (f" (with overrides {' '.join(overrides)})" if overrides else "")
+    return validate_experiment(data, context)
+
+
+def validate_experiment(data: dict[str, Any], context: str = "experiment") -> ExperimentConfig:
+    """Validate a merged experiment dict: sections, then each component block by its registry."""
+    try:
+        config = ExperimentConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{context} is invalid:\n{describe_validation_error(exc)}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{context} is invalid: {exc}") from None
+    resolved = config.model_dump()
+    for path, registry in COMPONENT_BLOCKS.items():
+        block = config.component(path)
+        try:
+            params = registry.validate(block, where=path)
+        except RegistryError as exc:
+            raise ConfigError(f"{context}: {path}: {exc}") from None
+        _set_dotted(resolved, path, {"name": block["name"], **params.model_dump(mode="json")})
+    config = ExperimentConfig(**resolved)
+    check_compatibility(config, context)
+    return config
+
+
+def check_compatibility(config: ExperimentConfig, context: str) -> None:
+    """Cross-component checks that need no built component (the rest happen at build time)."""
+    sampler = SAMPLERS.get(config.sampler["name"]).cls
+    noise = NOISE.get(config.noise["name"]).cls
+    supported = getattr(sampler, "supported_noise", ())
+    if noise.noise_kind not in supported:
+        raise ConfigError(
+            f"{context}: sampler {config.sampler['name']!r} supports noise kinds {list(supported)}, "
+            f"but noise {config.noise['name']!r} is {noise.noise_kind!r}; choose a matching sampler or noise"
+        )
+    for path in ("tokenizers.image", "tokenizers.text"):
+        modality = TOKENIZERS.get(config.component(path)["name"]).cls.modality
+        expected = path.split(".")[1]
+        if modality != expected:
+            raise ConfigError(
+                f"{context}: {path} names {config.component(path)['name']!r}, which is a {modality} "
+                f"tokenizer; choose one of: {', '.join(tokenizer_names(expected))}"
+            )
+
+
+def tokenizer_names(modality: str) -> list[str]:
+    """Registered tokenizers of one modality (`image` or `text`)."""
+    return [n for n in TOKENIZERS.names() if TOKENIZERS.get(n).cls.modality == modality]
+
+
+def _set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data[part]
+    data[last] = value

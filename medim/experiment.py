@@ -1,0 +1,102 @@
+"""Building an experiment's components from its validated config, in dependency order.
+
+data -> tokenizers (trained or loaded, cached) -> layout -> noise -> task ->
+sampler -> backbone. Training, generation and evaluation all start here, so the
+same YAML always yields the same components. Checks that need built components
+(image size vs tokenizer, vocabulary vs backbone) happen here with clear errors,
+before anything is written to a run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from medim.backbones.base import Backbone
+from medim.config import ExperimentConfig
+from medim.data.paired import PairedDataset
+from medim.errors import ConfigError
+from medim.io import cache_root
+from medim.noise.base import MaskingSchedule
+from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, SAMPLERS, TASKS, TOKENIZERS
+from medim.samplers.base import Sampler
+from medim.tasks.base import MaskedDiffusionTask
+from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerCorpus
+from medim.tokenizers.layouts import SequenceLayout
+
+
+@dataclass
+class Experiment:
+    """The built components of one experiment (everything but the backbone's weights)."""
+
+    config: ExperimentConfig
+    dataset: PairedDataset
+    image_tokenizer: ImageTokenizer
+    text_tokenizer: TextTokenizer
+    layout: SequenceLayout
+    noise: MaskingSchedule
+    task: MaskedDiffusionTask
+    sampler: Sampler
+    _tokens: dict[str, Tensor] = field(default_factory=dict)
+
+    def build_backbone(self) -> Backbone:
+        """A freshly initialised backbone sized for the layout (seeded by the experiment seed)."""
+        torch.manual_seed(self.config.seed)
+        backbone = BACKBONES.build(
+            self.config.backbone, where="backbone", vocab_size=self.layout.vocab_size, max_seq_len=self.layout.seq_len
+        )
+        rows = backbone.output_weight().shape[0]
+        if rows < self.layout.vocab_size:
+            raise ConfigError(
+                f"backbone {self.config.backbone['name']!r} has {rows} vocabulary rows but layout "
+                f"{self.config.layout['name']!r} needs {self.layout.vocab_size}"
+            )
+        return backbone
+
+    def task_named(self, name: str, **params: Any) -> MaskedDiffusionTask:
+        """Another task over the same layout and noise (e.g. `text_to_image` of a multitask model)."""
+        return TASKS.build({"name": name, **params}, layout=self.layout, noise=self.noise)
+
+    def sampler_named(self, spec: dict[str, Any]) -> Sampler:
+        """A sampler other than the config's, e.g. for a sweep over decoding algorithms."""
+        return SAMPLERS.build(spec, where="sampler", mask_id=self.layout.mask_id, noise=self.noise)
+
+    def tokens(self, split: str) -> Tensor:
+        """Every pair of a split as layout sequences [N, L] (computed once per process)."""
+        if split not in self._tokens:
+            data = self.dataset.split(split)
+            codes = self.image_tokenizer.encode(data.images)
+            packed = self.layout.pack_text(data.reports)
+            if packed.truncated:
+                print(
+                    f"warning: {packed.truncated} of {len(data)} {split} reports are longer than "
+                    f"layout.max_text_tokens and were cut; raise it to keep them whole"
+                )
+            self._tokens[split] = self.layout.pack(codes, packed.ids)
+        return self._tokens[split]
+
+
+def build_experiment(config: ExperimentConfig, progress: bool = True) -> Experiment:
+    """Build (and, for trainable tokenizers, train or load from cache) every component."""
+    dataset: PairedDataset = DATASETS.build(config.data, where="data")
+    train = dataset.split("train", progress)
+    corpus = TokenizerCorpus(images=train.images, texts=train.reports, identity=str(dataset.identity()))
+    image_tokenizer: ImageTokenizer = TOKENIZERS.build(config.tokenizers.image, where="tokenizers.image")
+    if image_tokenizer.image_size != dataset.image_size:
+        raise ConfigError(
+            f"tokenizers.image.image_size is {image_tokenizer.image_size} but data "
+            f"{config.data['name']!r} has {dataset.image_size}-pixel images; make them equal"
+        )
+    text_tokenizer: TextTokenizer = TOKENIZERS.build(config.tokenizers.text, where="tokenizers.text")
+    image_tokenizer.prepare(corpus, cache_root())
+    text_tokenizer.prepare(corpus, cache_root())
+    layout: SequenceLayout = LAYOUTS.build(
+        config.layout, where="layout", image_tokenizer=image_tokenizer, text_tokenizer=text_tokenizer
+    )
+    noise: MaskingSchedule = NOISE.build(config.noise, where="noise")
+    task: MaskedDiffusionTask = TASKS.build(config.task, where="task", layout=layout, noise=noise)
+    sampler: Sampler = SAMPLERS.build(config.sampler, where="sampler", mask_id=layout.mask_id, noise=noise)
+    return Experiment(config, dataset, image_tokenizer, text_tokenizer, layout, noise, task, sampler)

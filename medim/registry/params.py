@@ -1,0 +1,54 @@
+"""The base class of every component's `Params` model, and readable validation errors.
+
+A component's `Params` is its whole YAML surface: unknown keys are refused
+(`extra="forbid"`), values are checked when the config is loaded, and the model
+is frozen so a built component cannot drift from what `resolved.yaml` records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class ComponentParams(BaseModel):
+    """Base for component parameter models; subclass it as a nested `Params` class."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """Turn a pydantic error into lines `key.path: problem (got value)`, one per problem."""
+    lines = []
+    for problem in exc.errors():
+        location = ".".join(str(part) for part in (prefix, *problem["loc"]) if part != "")
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        got = problem.get("input")
+        shown = "" if problem["type"] in ("missing", "extra_forbidden") else f" (got {_short(got)})"
+        lines.append(f"{location or '<root>'}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def fields_summary(params: type[BaseModel]) -> list[dict[str, Any]]:
+    """Each field of a Params model as {name, type, default, description}, for `medim info`."""
+    rows = []
+    for name, field in params.model_fields.items():
+        annotation = field.annotation
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        rows.append(
+            {
+                "name": name,
+                "type": type_name,
+                "default": "<required>" if field.is_required() else field.get_default(call_default_factory=True),
+                "description": field.description or "",
+            }
+        )
+    return rows
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,46 @@
+"""Logit processing shared by all samplers: temperature, top-k, top-p, guidance, categorical draws.
+
+Disallowed ids arrive as -inf and stay -inf through every function here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def process_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Log-probabilities [..., V] of the tempered, top-k / nucleus-truncated distribution."""
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        sorted_probs = sorted_logits.softmax(-1)
+        mass_before = sorted_probs.cumsum(-1) - sorted_probs
+        drop_sorted = mass_before >= top_p  # keeps the most likely id even when it alone exceeds top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits.log_softmax(-1)
+
+
+def classifier_free_guidance(cond_logits: Tensor, uncond_logits: Tensor, scale: float) -> Tensor:
+    """(1 + w) log p(x | c) - w log p(x), on the ids both allow; scale w = 0 returns log p(x | c)."""
+    cond = cond_logits.float().log_softmax(-1)
+    if scale == 0:
+        return cond
+    uncond = uncond_logits.float().log_softmax(-1)
+    guided = (1.0 + scale) * cond - scale * uncond
+    return torch.where(torch.isfinite(cond), guided, torch.full_like(guided, float("-inf"))).log_softmax(-1)
+
+
+def gumbel_noise(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Standard Gumbel samples -log(-log U)."""
+    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+def sample_categorical(log_probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One id per row of log_probs [..., V] by the Gumbel-max trick (exact categorical sampling)."""
+    return (log_probs + gumbel_noise(log_probs.shape, generator, log_probs.device)).argmax(-1)

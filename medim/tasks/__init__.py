@@ -1,0 +1,1 @@
+"""Tasks: text->image, image->text, joint generation, and their mixture."""

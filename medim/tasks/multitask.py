@@ -1,0 +1,61 @@
+"""A mixture of tasks trained into one model, as MeDiM trains text->image, image->text and joint together.
+
+Each sample of a batch draws its task from `weights`, so one batch (one
+forward pass) mixes tasks without padding or separate loaders.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from medim.backbones.base import Backbone
+from medim.noise.base import MaskingSchedule
+from medim.registry import TASKS
+from medim.tasks.base import MaskedDiffusionTask, TaskParams
+from medim.tokenizers.layouts import SequenceLayout
+
+
+@TASKS.register("multitask")
+class MultiTask(MaskedDiffusionTask):
+    """Several tasks in one model: every sample draws its task with probability proportional to its weight."""
+
+    class Params(TaskParams):
+        weights: dict[str, float] = Field(
+            default_factory=lambda: {"text_to_image": 1.0, "image_to_text": 1.0, "joint": 1.0},
+            description="task name -> relative frequency in each batch",
+        )
+
+        @field_validator("weights")
+        @classmethod
+        def _positive(cls, weights: dict[str, float]) -> dict[str, float]:
+            if not weights:
+                raise ValueError("name at least one task")
+            bad = {k: v for k, v in weights.items() if v <= 0}
+            if bad:
+                raise ValueError(f"weights must be positive, got {bad}")
+            if "multitask" in weights:
+                raise ValueError("a multitask cannot contain itself")
+            return weights
+
+    def __init__(self, params: Params, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
+        super().__init__(params, layout=layout, noise=noise)
+        self.members: dict[str, MaskedDiffusionTask] = {
+            name: TASKS.build({"name": name, "cond_dropout": params.cond_dropout}, where=f"task.weights.{name}", layout=layout, noise=noise)
+            for name in params.weights
+        }
+        self.probabilities = torch.tensor(list(params.weights.values()), dtype=torch.float)
+
+    def roles(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        choice = torch.multinomial(self.probabilities, batch, replacement=True, generator=generator)
+        member_roles = [task.roles(1) for task in self.members.values()]
+        noisable = torch.cat([r[0] for r in member_roles])[choice]
+        conditioning = torch.cat([r[1] for r in member_roles])[choice]
+        return noisable, conditioning
+
+    def validation_losses(self, backbone: Backbone, x0: Tensor, generator: torch.Generator) -> dict[str, float]:
+        losses = {name: task.validation_losses(backbone, x0, generator)["loss"] for name, task in self.members.items()}
+        weights = self.probabilities / self.probabilities.sum()
+        losses["loss"] = float(sum(w * l for w, l in zip(weights.tolist(), losses.values())))
+        return losses

@@ -1,0 +1,87 @@
+"""Tokenizer contracts: images to discrete codes and reports to text ids.
+
+A tokenizer that must be trained (the embedded ones) learns from a
+`TokenizerCorpus` in `prepare`, and caches what it learned under a key made of
+its params and the corpus identity, so a changed dataset or setting never reuses
+a stale tokenizer. Tokenizers loaded from files do nothing in `prepare`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TokenizerCorpus:
+    """Training material for tokenizers: uint8 images [N, H, W, 3], report texts, and an identity."""
+
+    images: np.ndarray
+    texts: list[str]
+    identity: str
+
+
+class ImageTokenizer:
+    """Images (uint8 [B, H, W, 3]) to codes (LongTensor [B, N]) and back."""
+
+    modality: ClassVar[str] = "image"
+    codebook_size: int
+    tokens_per_image: int
+    image_size: int
+
+    def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
+        """Train or load whatever the tokenizer needs before `encode`/`decode`."""
+
+    def encode(self, images: np.ndarray) -> Tensor:
+        """Codes in raster order, [B, tokens_per_image], values in [0, codebook_size)."""
+        raise NotImplementedError
+
+    def decode(self, codes: Tensor) -> np.ndarray:
+        """uint8 images [B, H, W, 3] from codes [B, tokens_per_image]."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this tokenizer's output (for cache keys of tokenized data)."""
+        raise NotImplementedError
+
+
+class TextTokenizer:
+    """Report strings to id lists and back; special ids are attributes."""
+
+    modality: ClassVar[str] = "text"
+    vocab_size: int
+    pad_id: int
+    eos_id: int
+
+    def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
+        """Train or load whatever the tokenizer needs before `encode`/`decode`."""
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without BOS/EOS."""
+        raise NotImplementedError
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        """Texts from id lists; padding and special ids are dropped."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this tokenizer's output (for cache keys of tokenized data)."""
+        raise NotImplementedError
+
+
+def as_uint8_batch(images: np.ndarray | Tensor, image_size: int) -> np.ndarray:
+    """Check and return images as uint8 [B, S, S, 3], with an error naming the expected shape."""
+    array = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[1:] != (image_size, image_size, 3) or array.dtype != np.uint8:
+        raise ValueError(
+            f"expected uint8 images of shape [B, {image_size}, {image_size}, 3], "
+            f"got {array.dtype} {tuple(array.shape)}"
+        )
+    return array

@@ -1,0 +1,144 @@
+"""Sequence layouts: how an image and a report share one token sequence and one vocabulary.
+
+A layout owns every position and id decision, so tasks, losses and samplers
+never hard-code offsets: which positions hold image codes or report tokens,
+where each modality's ids live in the joint vocabulary, the mask id, which
+positions may attend, and which hidden state predicts which position.
+
+Notation: N image tokens, T report tokens, L sequence length, V joint vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from medim.errors import DataError
+from medim.registry import LAYOUTS, ComponentParams
+from medim.tokenizers.base import ImageTokenizer, TextTokenizer
+
+#: Values of `SequenceLayout.position_modality`.
+FIXED, IMAGE, TEXT = -1, 0, 1
+
+
+@dataclass(frozen=True)
+class PackedText:
+    """Report ids laid into fixed-length segments [B, T], with how many reports were cut short."""
+
+    ids: Tensor
+    truncated: int
+
+
+class SequenceLayout:
+    """Base class: positions, vocabulary slices and conversions between tokens and modalities."""
+
+    image_tokenizer: ImageTokenizer
+    text_tokenizer: TextTokenizer
+    vocab_size: int
+    mask_id: int
+    seq_len: int
+    image_offset: int
+    image_positions: Tensor
+    text_positions: Tensor
+    position_modality: Tensor
+    vocab_masks: Tensor  # [2, V] bool: ids a position of each modality may hold
+
+    def allowed_vocab(self, positions: Tensor) -> Tensor:
+        """[..., V] bool: the ids each given position may take (never the mask or the other modality)."""
+        return self.vocab_masks[self.position_modality[positions]]
+
+    def logit_positions(self, targets: Tensor) -> Tensor:
+        """Positions whose hidden state predicts the given target positions (identity unless shifted)."""
+        return targets
+
+    def attention_mask(self, tokens: Tensor) -> Tensor | None:
+        """[B, L] bool of positions others may attend to, or None when all may."""
+        return None
+
+    def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
+        """Whole sequences [B, L] from codes [B, N] and packed report ids [B, T]."""
+        raise NotImplementedError
+
+    def pack_text(self, texts: list[str]) -> PackedText:
+        """Tokenize reports into the layout's fixed-length text segment."""
+        raise NotImplementedError
+
+    def image_codes(self, tokens: Tensor) -> Tensor:
+        """Image codes [B, N] (tokenizer ids) read from sequences [B, L]."""
+        return tokens[:, self.image_positions] - self.image_offset
+
+    def texts(self, tokens: Tensor) -> list[str]:
+        """Report strings read from sequences [B, L]."""
+        raise NotImplementedError
+
+
+@LAYOUTS.register("compact")
+class CompactLayout(SequenceLayout):
+    """`<boi> image(N) <eoi> report(T)`: report ids, then <boi>/<eoi>/<mask>, then image codes.
+
+    The report segment is the tokenized text, an EOS, then padding to T. Padding
+    is an ordinary target (the model learns where a report ends), so every
+    position attends to every other and no logit shift is used.
+    """
+
+    class Params(ComponentParams):
+        max_text_tokens: int = Field(48, ge=2, description="T: report tokens per sequence, EOS included")
+        pad_vocab_to: int = Field(8, ge=1, description="embedding rows are padded to a multiple of this")
+
+    def __init__(self, params: Params, *, image_tokenizer: ImageTokenizer, text_tokenizer: TextTokenizer) -> None:
+        self.params = params
+        self.image_tokenizer = image_tokenizer
+        self.text_tokenizer = text_tokenizer
+        text_vocab = text_tokenizer.vocab_size
+        self.boi_id, self.eoi_id, self.mask_id = text_vocab, text_vocab + 1, text_vocab + 2
+        self.image_offset = text_vocab + 3
+        used = self.image_offset + image_tokenizer.codebook_size
+        self.vocab_size = -(-used // params.pad_vocab_to) * params.pad_vocab_to
+        n, t = image_tokenizer.tokens_per_image, params.max_text_tokens
+        self.seq_len = n + t + 2
+        self.image_positions = torch.arange(1, 1 + n)
+        self.text_positions = torch.arange(n + 2, n + 2 + t)
+        self.position_modality = torch.full((self.seq_len,), FIXED)
+        self.position_modality[self.image_positions] = IMAGE
+        self.position_modality[self.text_positions] = TEXT
+        self.vocab_masks = torch.zeros(2, self.vocab_size, dtype=torch.bool)
+        self.vocab_masks[IMAGE, self.image_offset : used] = True
+        self.vocab_masks[TEXT, :text_vocab] = True
+
+    def pack_text(self, texts: list[str]) -> PackedText:
+        t = self.params.max_text_tokens
+        tokenizer = self.text_tokenizer
+        ids = torch.full((len(texts), t), tokenizer.pad_id, dtype=torch.long)
+        truncated = 0
+        for row, piece_ids in enumerate(tokenizer.encode(list(texts))):
+            if len(piece_ids) > t - 1:
+                truncated += 1
+                piece_ids = piece_ids[: t - 1]
+            ids[row, : len(piece_ids)] = torch.tensor(piece_ids, dtype=torch.long)
+            ids[row, len(piece_ids)] = tokenizer.eos_id
+        return PackedText(ids, truncated)
+
+    def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
+        batch = image_codes.shape[0]
+        n, t = len(self.image_positions), len(self.text_positions)
+        if image_codes.shape != (batch, n) or text_ids.shape != (batch, t):
+            raise DataError(
+                f"layout 'compact' expects image codes [B, {n}] and text ids [B, {t}], "
+                f"got {tuple(image_codes.shape)} and {tuple(text_ids.shape)}"
+            )
+        tokens = torch.empty(batch, self.seq_len, dtype=torch.long)
+        tokens[:, 0] = self.boi_id
+        tokens[:, self.image_positions] = image_codes.long() + self.image_offset
+        tokens[:, n + 1] = self.eoi_id
+        tokens[:, self.text_positions] = text_ids.long()
+        return tokens
+
+    def texts(self, tokens: Tensor) -> list[str]:
+        rows = []
+        for row in tokens[:, self.text_positions].tolist():
+            end = row.index(self.text_tokenizer.eos_id) if self.text_tokenizer.eos_id in row else len(row)
+            rows.append([i for i in row[:end] if i < self.text_tokenizer.vocab_size])
+        return self.text_tokenizer.decode(rows)

@@ -1,0 +1,222 @@
+"""`medim train`: the accelerate-based training loop with validation, checkpoints and resume.
+
+Reproducibility: the batch for step k and all noise drawn at step k come from
+generators seeded by (seed, k), so a resumed run continues exactly as an
+uninterrupted one would (same next batch, same next loss).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from medim.config import ExperimentConfig, TrainConfig
+from medim.errors import ConfigError
+from medim.experiment import Experiment, build_experiment
+from medim.io import atomic_write_json, atomic_write_text
+from medim.training.checkpoints import (
+    TrainerState,
+    latest_checkpoint,
+    load_model_weights,
+    load_training_state,
+    save_checkpoint,
+)
+
+#: Config sections a resumed run may change (how long to train, not what to train).
+RESUMABLE_CHANGES = {"steps", "max_minutes", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the run lives and how it ended."""
+
+    run_dir: Path
+    steps_done: int
+    finished: bool
+
+
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """A generator that depends only on (seed, step, stream), the basis of exact resume."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7 + stream)
+
+
+def batch_indices(num_examples: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Indices of step `step`'s batch: consecutive slices of per-epoch permutations (no repeats in an epoch)."""
+    start = step * batch_size
+    indices = []
+    while len(indices) < batch_size:
+        epoch, offset = divmod(start + len(indices), num_examples)
+        order = torch.randperm(num_examples, generator=step_generator(seed, epoch, stream=1))
+        indices.extend(order[offset : offset + batch_size - len(indices)].tolist())
+    return torch.tensor(indices)
+
+
+def lr_factor(step: int, train: TrainConfig) -> float:
+    """Linear warmup to 1, then cosine decay to `min_lr_ratio` at the last step."""
+    if step < train.warmup_steps:
+        return (step + 1) / train.warmup_steps
+    progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return train.min_lr_ratio + (1.0 - train.min_lr_ratio) * cosine
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on, recorded in each run directory."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("medim", "torch", "transformers", "accelerate", "pydantic", "sentencepiece", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
+    """Check the run directory against `resume`; a resumed run must have the same config."""
+    run_dir = config.run_dir
+    resolved = run_dir / "resolved.yaml"
+    if not resume:
+        if latest_checkpoint(run_dir) is not None:
+            raise ConfigError(
+                f"run directory {run_dir} already holds a trained run; pass --resume to continue it, "
+                f"or choose another name (name=...) or output_dir"
+            )
+        return run_dir
+    if not resolved.is_file():
+        raise ConfigError(f"--resume: {run_dir} holds no run (no resolved.yaml); train without --resume first")
+    previous = _flatten(yaml.safe_load(resolved.read_text()) or {})
+    current = _flatten(config.model_dump(mode="json"))
+    changed = sorted(k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k))
+    not_allowed = [k for k in changed if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES)]
+    if not_allowed:
+        raise ConfigError(
+            f"--resume: the config differs from the run in {run_dir} at {', '.join(not_allowed)}; "
+            f"only train.{{{', '.join(sorted(RESUMABLE_CHANGES))}}} may change when resuming"
+        )
+    return run_dir
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train `config`'s task, writing the run directory; returns where it went and how far it got."""
+    run_dir = prepare_run_dir(config, resume)
+    train_cfg = config.train
+    if train_cfg.num_threads:
+        torch.set_num_threads(train_cfg.num_threads)
+    experiment = build_experiment(config, progress=progress)
+    train_tokens = experiment.tokens("train")
+    val_tokens = experiment.tokens("val")
+    model = experiment.build_backbone()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train_cfg))
+    state = TrainerState(step=0, elapsed_seconds=0.0)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        load_model_weights(model, checkpoint)
+        state = load_training_state(checkpoint, optimizer, scheduler)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "resolved.yaml", config.to_yaml())
+    atomic_write_json(run_dir / "versions.json", package_versions())
+    log = _TrainLog(run_dir / "train_log.jsonl", keep_until=state.step)
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=train_cfg.mixed_precision)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    device = accelerator.device
+    sequence_length = train_tokens.shape[1]
+    started = time.monotonic() - state.elapsed_seconds
+    step = state.step
+    bar = tqdm(total=train_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True)
+    window_tokens, window_start = 0, time.monotonic()
+    stopped_early = False
+    while step < train_cfg.steps:
+        model.train()
+        indices = batch_indices(len(train_tokens), train_cfg.batch_size, config.seed, step)
+        batch = experiment.task.training_batch(train_tokens[indices].to(device), step_generator(config.seed, step))
+        output = experiment.task.loss(model, batch)
+        accelerator.backward(output.loss)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), train_cfg.grad_clip) if train_cfg.grad_clip else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        window_tokens += train_cfg.batch_size * sequence_length
+        bar.update(1)
+        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+            speed = window_tokens / max(1e-9, time.monotonic() - window_start)
+            window_tokens, window_start = 0, time.monotonic()
+            record = {
+                "step": step, "loss": output.loss.item(), "cross_entropy": output.cross_entropy,
+                "accuracy": output.accuracy, "lr": scheduler.get_last_lr()[0], "tokens_per_s": round(speed),
+                "grad_norm": None if grad_norm is None else float(grad_norm),
+            }
+            log.write(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{output.accuracy:.2f}", tok_s=f"{speed:,.0f}")
+        if step % train_cfg.eval_every == 0 or step == train_cfg.steps:
+            val = validation_losses(experiment, accelerator.unwrap_model(model), val_tokens, train_cfg, config.seed, device)
+            log.write({"step": step, **{f"val_{k}": v for k, v in val.items()}})
+            bar.write(f"step {step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in val.items()))
+        elapsed = time.monotonic() - started
+        timed_out = train_cfg.max_minutes is not None and elapsed > 60 * train_cfg.max_minutes
+        if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps or timed_out:
+            state = TrainerState(step=step, elapsed_seconds=elapsed, finished=step == train_cfg.steps)
+            save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, train_cfg.keep_checkpoints)
+        if timed_out and step < train_cfg.steps:
+            bar.write(f"stopping at step {step}: train.max_minutes={train_cfg.max_minutes} reached (resume with --resume)")
+            stopped_early = True
+            break
+    bar.close()
+    return TrainResult(run_dir=run_dir, steps_done=step, finished=not stopped_early and step >= train_cfg.steps)
+
+
+@torch.no_grad()
+def validation_losses(
+    experiment: Experiment, model: torch.nn.Module, val_tokens: torch.Tensor, train_cfg: TrainConfig, seed: int, device: torch.device
+) -> dict[str, float]:
+    """Mean validation loss per task over fixed batches and fixed noise (comparable across steps)."""
+    model.eval()
+    totals: dict[str, float] = {}
+    for index in range(train_cfg.val_batches):
+        rows = torch.arange(index * train_cfg.batch_size, (index + 1) * train_cfg.batch_size) % len(val_tokens)
+        losses = experiment.task.validation_losses(model, val_tokens[rows].to(device), step_generator(seed, index, stream=2))
+        for key, value in losses.items():
+            totals[key] = totals.get(key, 0.0) + value / train_cfg.val_batches
+    return totals
+
+
+class _TrainLog:
+    """Append-only JSON-lines log; on resume, lines past the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, keep_until: int) -> None:
+        self.path = path
+        if path.is_file():
+            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= keep_until]
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,120 @@
+"""The hf_decoder backbone's switches: plain-HF equivalence, bidirectionality, AdaLN identity, logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medim.registry import BACKBONES
+
+SMALL = {"name": "hf_decoder", "hidden_size": 32, "num_layers": 2, "num_heads": 4}
+PLAIN = {"bidirectional": False, "timestep_embedding": False, "adaln": False}
+
+
+def build(**overrides):
+    torch.manual_seed(0)
+    return BACKBONES.build({**SMALL, **overrides}, vocab_size=50, max_seq_len=16).eval()
+
+
+def tokens(seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_all_switches_off_equals_the_plain_transformers_model(architecture: str, attention: str) -> None:
+    backbone = build(architecture=architecture, attn_implementation=attention, **PLAIN)
+    x = tokens()
+    ours = backbone(x, torch.zeros(2))
+    reference = backbone.model(input_ids=x).last_hidden_state
+    torch.testing.assert_close(ours, reference)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_bidirectional_outputs_depend_on_later_tokens_and_causal_do_not(attention: str) -> None:
+    x = tokens()
+    changed = x.clone()
+    changed[:, -1] = (x[:, -1] + 1) % 50
+    for bidirectional in (True, False):
+        backbone = build(bidirectional=bidirectional, attn_implementation=attention)
+        level = torch.full((2,), 0.5)
+        before, after = backbone(x, level), backbone(changed, level)
+        first_position_moved = not torch.allclose(before[:, 0], after[:, 0])
+        assert first_position_moved == bidirectional
+
+
+def test_padding_mask_hides_positions_from_others() -> None:
+    backbone = build()
+    x = tokens()
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[:, -3:] = False
+    changed = x.clone()
+    changed[:, -1] = (x[:, -1] + 1) % 50
+    level = torch.zeros(2)
+    torch.testing.assert_close(backbone(x, level, mask)[:, :-3], backbone(changed, level, mask)[:, :-3])
+
+
+def test_zero_initialised_adaln_is_the_identity_modulation() -> None:
+    with_adaln = build(bidirectional=True, adaln=True, timestep_embedding=True, adaln_init="zero")
+    without = build(bidirectional=True, adaln=False, timestep_embedding=False)
+    without.model.load_state_dict(with_adaln.model.state_dict())
+    x = tokens()
+    for level in (0.0, 3.0):
+        torch.testing.assert_close(with_adaln(x, torch.full((2,), level)), without(x, torch.zeros(2)))
+
+
+def test_paper_adaln_init_and_raw_gate_change_the_output() -> None:
+    x, level = tokens(), torch.full((2,), 1.0)
+    identity = build(adaln_init="zero")(x, level)
+    paper = build(adaln_init="normal")(x, level)
+    assert not torch.allclose(identity, paper)
+    raw_zero = build(adaln_init="zero", adaln_gate="raw")
+    # a zero raw gate removes every layer: the output is the final norm of the embeddings
+    expected = raw_zero.model.norm(raw_zero.model.embed_tokens(x))
+    torch.testing.assert_close(raw_zero(x, level), expected)
+
+
+def test_timestep_embedding_makes_the_output_depend_on_the_noise_level() -> None:
+    backbone = build(adaln=False, timestep_embedding=True)
+    x = tokens()
+    assert not torch.allclose(backbone(x, torch.zeros(2)), backbone(x, torch.ones(2)))
+    blind = build(adaln=False, timestep_embedding=False)
+    torch.testing.assert_close(blind(x, torch.zeros(2)), blind(x, torch.ones(2)))
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_logits_at_positions_and_vocab_slice_equal_the_full_projection(tie: bool) -> None:
+    backbone = build(tie_embeddings=tie)
+    hidden = backbone(tokens(), torch.zeros(2))
+    weight = backbone.model.embed_tokens.weight if tie else backbone.head.weight
+    full = hidden @ weight.T
+    positions = torch.tensor([3, 7])
+    torch.testing.assert_close(backbone.logits(hidden, positions, (10, 20)), full[:, positions, 10:20])
+    per_sample = torch.tensor([[1, 2], [5, 0]])
+    expected = torch.stack([full[0, [1, 2]], full[1, [5, 0]]])
+    torch.testing.assert_close(backbone.logits(hidden, per_sample), expected)
+
+
+def test_gradients_reach_every_parameter() -> None:
+    backbone = build()
+    backbone.train()
+    hidden = backbone(tokens(), torch.rand(2))
+    backbone.logits(hidden).logsumexp(-1).mean().backward()
+    # zero-initialised AdaLN gets gradient through its (zero) output too
+    missing = [name for name, p in backbone.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"hidden_size": 30, "num_heads": 4}, "not divisible by num_heads"),
+        ({"adaln": True, "timestep_embedding": False}, "adaln needs timestep_embedding"),
+        ({"num_kv_heads": 3}, "not divisible by num_kv_heads"),
+    ],
+)
+def test_inconsistent_params_are_refused(overrides: dict, match: str) -> None:
+    from medim.errors import RegistryError
+
+    with pytest.raises(RegistryError, match=match):
+        BACKBONES.validate({**SMALL, **overrides}, where="backbone")

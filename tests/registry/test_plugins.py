@@ -1,0 +1,226 @@
+"""Entry-point plugins, discovered for real through importlib.metadata from a fake installed distribution.
+
+Each test writes a package and its `*.dist-info` folder into tmp_path, puts tmp_path on sys.path and
+uses a fresh `Registry("gizmos")`, whose entry-point group is `medim.gizmos`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import types
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from medim.errors import RegistryError
+from medim.registry import DISABLE_PLUGINS_ENV, Registry
+
+PACKAGE = "medim_test_plugin"
+DIST = "medim_test_plugin"
+
+FANCY = '''
+from medim.registry import ComponentParams
+
+
+class Fancy:
+    """A fancy gizmo from a plugin."""
+
+    class Params(ComponentParams):
+        shine: float = 1.0
+
+    def __init__(self, params, **runtime):
+        self.params = params
+        self.runtime = runtime
+'''
+
+BROKEN = '''
+raise ImportError("medim_test_plugin.broken needs libgizmo, which is not installed")
+'''
+
+NOT_A_COMPONENT = '''
+def helper():
+    return 1
+'''
+
+
+def _purge_modules(prefixes: tuple[str, ...]) -> None:
+    for module in [m for m in sys.modules if m.split(".")[0] in prefixes]:
+        del sys.modules[module]
+
+
+@pytest.fixture()
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write a fake installed distribution into tmp_path and make it visible to importlib.metadata."""
+    monkeypatch.delenv(DISABLE_PLUGINS_ENV, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    packages: list[str] = []
+
+    def install_dist(entry_points: str, modules: dict[str, str], package: str = PACKAGE, dist: str = DIST) -> None:
+        pkg = tmp_path / package
+        pkg.mkdir(exist_ok=True)
+        (pkg / "__init__.py").write_text("")
+        for name, source in modules.items():
+            (pkg / f"{name}.py").write_text(textwrap.dedent(source))
+        info = tmp_path / f"{dist}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+        packages.append(package)
+        importlib.invalidate_caches()
+
+    yield install_dist
+    _purge_modules(tuple(packages))
+    importlib.invalidate_caches()
+
+
+@pytest.fixture()
+def fancy_installed(install) -> None:
+    install(
+        """
+        [medim.gizmos]
+        fancy = medim_test_plugin.fancy:Fancy
+        broken = medim_test_plugin.broken:Broken
+        """,
+        {"fancy": FANCY, "broken": BROKEN},
+    )
+
+
+def test_fake_distribution_is_visible_to_importlib_metadata(fancy_installed) -> None:
+    eps = {ep.name: ep.value for ep in metadata.entry_points(group="medim.gizmos")}
+    assert eps == {"fancy": "medim_test_plugin.fancy:Fancy", "broken": "medim_test_plugin.broken:Broken"}
+
+
+def test_plugins_are_listed_without_import(fancy_installed) -> None:
+    gizmos = Registry("gizmos")
+    assert gizmos.names() == ["broken", "fancy"]
+    assert gizmos.names("fan*") == ["fancy"]
+    assert "fancy" in gizmos
+    assert PACKAGE not in sys.modules and f"{PACKAGE}.fancy" not in sys.modules
+    origins = gizmos.plugin_entry_points()
+    assert origins["fancy"] == "medim_test_plugin 0.1 (medim_test_plugin.fancy:Fancy)"
+    assert PACKAGE not in sys.modules
+    assert gizmos.plugin_problems() == []  # nothing imported yet, so nothing known to be broken
+
+
+def test_get_imports_only_the_named_plugin(fancy_installed) -> None:
+    gizmos = Registry("gizmos")
+    entry = gizmos.get("fancy")
+    assert f"{PACKAGE}.fancy" in sys.modules
+    assert f"{PACKAGE}.broken" not in sys.modules
+    assert entry.cls is sys.modules[f"{PACKAGE}.fancy"].Fancy
+    assert entry.name == "fancy" and entry.kind == "gizmos"
+    assert entry.summary == "A fancy gizmo from a plugin."
+    assert DIST in entry.origin and "0.1" in entry.origin
+    assert entry.origin.startswith("medim_test_plugin.fancy.Fancy (plugin medim_test_plugin 0.1")
+    gadget = gizmos.build({"name": "fancy", "shine": 2.5}, where="gizmo", colour="red")
+    assert gadget.params.shine == 2.5 and gadget.runtime == {"colour": "red"}
+    assert gizmos.get("fancy") is entry  # loaded once, then served from the registry
+    assert gizmos.info("fancy")["origin"] == entry.origin
+
+
+def test_plugin_params_are_validated(fancy_installed) -> None:
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"gizmo\.shin: unknown key[\s\S]*valid keys: shine"):
+        gizmos.validate({"name": "fancy", "shin": 1.0}, where="gizmo")
+
+
+def test_broken_plugin_is_reported_and_does_not_break_others(fancy_installed) -> None:
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"gizmos 'broken' comes from a broken plugin: import failed: ImportError: "
+                       r"medim_test_plugin\.broken needs libgizmo"):
+        gizmos.get("broken")
+    problems = gizmos.plugin_problems()
+    assert [(p.kind, p.name) for p in problems] == [("gizmos", "broken")]
+    assert problems[0].origin == "medim_test_plugin 0.1 (medim_test_plugin.broken:Broken)"
+    assert "needs libgizmo" in problems[0].problem
+    # asking again gives the same clear error, not an "unknown name" one
+    with pytest.raises(RegistryError, match="comes from a broken plugin: import failed"):
+        gizmos.get("broken")
+    # the good plugin still works
+    assert gizmos.get("fancy").cls.__name__ == "Fancy"
+    assert "fancy" in gizmos.names()
+
+
+def test_broken_plugin_first_then_good(fancy_installed) -> None:
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError):
+        gizmos.get("broken")
+    assert gizmos.build({"name": "fancy"}).params.shine == 1.0
+
+
+def test_entry_point_that_is_not_a_component(install) -> None:
+    install("[medim.gizmos]\nhelper = medim_test_plugin.util:helper\n", {"util": NOT_A_COMPONENT})
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"broken plugin: loaded but registered no gizmos named 'helper'"):
+        gizmos.get("helper")
+    assert [p.name for p in gizmos.plugin_problems()] == ["helper"]
+
+
+def test_entry_point_to_missing_module(install) -> None:
+    install("[medim.gizmos]\nghost = medim_test_plugin.ghost:Ghost\n", {})
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"import failed: ModuleNotFoundError: No module named 'medim_test_plugin\.ghost'"):
+        gizmos.get("ghost")
+
+
+def test_plugin_name_clashing_with_builtin_names_both(install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install("[medim.gizmos]\nfancy = medim_test_plugin.fancy:Fancy\n", {"fancy": FANCY})
+    holder = types.ModuleType("medim_test_gizmo_holder")
+    monkeypatch.setitem(sys.modules, "medim_test_gizmo_holder", holder)
+    (tmp_path / "medim_test_gizmo_builtins.py").write_text(textwrap.dedent('''
+        from medim.registry import ComponentParams
+        from medim_test_gizmo_holder import REG
+
+
+        @REG.register("fancy")
+        class BuiltinFancy:
+            """The built-in fancy gizmo."""
+
+            class Params(ComponentParams):
+                pass
+    '''))
+    monkeypatch.delitem(sys.modules, "medim_test_gizmo_builtins", raising=False)
+    importlib.invalidate_caches()
+    gizmos = Registry("gizmos", ["medim_test_gizmo_builtins"])
+    holder.REG = gizmos
+
+    with pytest.raises(RegistryError, match="claimed twice") as info:
+        gizmos.get("fancy")
+    message = str(info.value)
+    assert "medim_test_gizmo_builtins.BuiltinFancy" in message
+    assert "medim_test_plugin 0.1 (medim_test_plugin.fancy:Fancy)" in message
+    problems = gizmos.plugin_problems()
+    assert len(problems) == 1 and problems[0].name == "fancy"
+    assert "clashes with built-in medim_test_gizmo_builtins.BuiltinFancy" in problems[0].problem
+    assert gizmos.names() == ["fancy"]
+    assert f"{PACKAGE}.fancy" not in sys.modules  # the clash is found without importing the plugin
+
+
+def test_two_plugins_claiming_one_name(install, tmp_path: Path) -> None:
+    install("[medim.gizmos]\nfancy = medim_test_plugin.fancy:Fancy\n", {"fancy": FANCY})
+    install("[medim.gizmos]\nfancy = medim_test_plugin2.fancy:Fancy\n", {"fancy": FANCY},
+            package="medim_test_plugin2", dist="medim_test_plugin2")
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"name claimed by two plugins: medim_test_plugin2? 0\.1 .* and medim_test_plugin2? 0\.1"):
+        gizmos.get("fancy")
+    assert [p.name for p in gizmos.plugin_problems()] == ["fancy"]
+
+
+def test_disable_env_hides_plugins(fancy_installed, monkeypatch: pytest.MonkeyPatch) -> None:
+    gizmos = Registry("gizmos")
+    monkeypatch.setenv(DISABLE_PLUGINS_ENV, "1")
+    assert gizmos.names() == []
+    assert gizmos.plugin_entry_points() == {}
+    with pytest.raises(RegistryError, match=r"unknown gizmos 'fancy'\. Available gizmos: \(none\)"):
+        gizmos.get("fancy")
+    assert PACKAGE not in sys.modules
+    monkeypatch.setenv(DISABLE_PLUGINS_ENV, "0")  # "0" means enabled
+    assert gizmos.names() == ["broken", "fancy"]
+
+
+def test_other_groups_are_not_read(fancy_installed) -> None:
+    assert Registry("widgets").names() == []
+    assert Registry("gizmo").names() == []
