@@ -25,7 +25,7 @@ MEDIASTINUM = 0.70
 LUNG = 0.20
 FLUID = 0.66
 PNEUMOTHORAX_AIR = 0.03
-PLEURAL_LINE = 0.62
+PLEURAL_LINE = 0.95
 NODULE = 0.88
 DEVICE = 0.97
 
@@ -125,7 +125,7 @@ def _side_sign(side: str) -> float:
 
 
 def _lung_mask(x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, side: str, heart_rx: float) -> np.ndarray:
-    """Analytic lung field of one side: apex parabola, straight lateral wall,
+    """Analytic lung field of one side: apex parabola, lateral wall widening downwards,
     diaphragm dome below and mediastinum / heart / aortic knob medially."""
     sign = _side_sign(side)
     d = sign * (x - anatomy.cx)  # lateral distance from the midline on this side
@@ -139,7 +139,9 @@ def _lung_mask(x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, side: str, heart
     heart_edge = sign * (anatomy.heart_x - anatomy.cx) + heart_rx * np.sqrt(heart_t)
     knob = 2.5 * np.exp(-(((y - anatomy.lung_top - 9.0) / 3.0) ** 2)) if side == "left" else 0.0
     medial = np.maximum(anatomy.mediastinum + knob, heart_edge)
-    return below_apex & above_dome & (d > medial) & (d < anatomy.half_width)
+    widening = np.clip((y - anatomy.lung_top) / anatomy.lung_height(side), 0.0, 1.0)
+    lateral = anatomy.half_width * (0.9 + 0.1 * widening)
+    return below_apex & above_dome & (d > medial) & (d < lateral)
 
 
 def _soften(image: np.ndarray, passes: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from medim.errors import DataError
 from medim.io import atomic_write
 
-_WIDTHS = (16, 32, 64, 128)  # output channels of the stride-2 conv blocks
+_WIDTHS = (8, 32, 64, 128)  # output channels of the stride-2 conv blocks
 _POOLED_GRID = 2  # features are pooled to a 2x2 grid, not a vector: left/right matters
 _MAX_SHIFT = 2  # pixels of random translation when augmenting
 _FORMAT = "medim.finding_classifier/v1"
@@ -48,6 +48,7 @@ class FindingNet(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(_POOLED_GRID)
         self.head = nn.Linear(in_channels * _POOLED_GRID**2, num_labels)
+        self.to(memory_format=torch.channels_last)  # markedly faster convolutions on CPU
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map float images [B, 3, H, W] scaled to [0, 1] to logits [B, K]."""
@@ -82,26 +83,28 @@ def _check_images(images: np.ndarray, image_size: tuple[int, int] | None = None)
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [0, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Jitter brightness/contrast and shift by up to ``_MAX_SHIFT`` px per image.
+def _augmented(images: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+    """Like :func:`_to_tensor`, with light, laterality-preserving augmentation.
 
-    No flips or rotations: they would swap left and right findings.
+    Each image is shifted by up to ``_MAX_SHIFT`` px (edges repeated) and its
+    brightness and contrast are jittered by up to 5% and 10%. No flips or
+    rotations: they would swap left and right findings.
     """
-    size = batch.shape[0]
+    size, height, width, _ = images.shape
+    padded = np.pad(images, ((0, 0), (_MAX_SHIFT,) * 2, (_MAX_SHIFT,) * 2, (0, 0)), mode="edge")
+    shifts = torch.randint(0, 2 * _MAX_SHIFT + 1, (size, 2), generator=generator).tolist()
+    shifted = np.stack(
+        [image[dy : dy + height, dx : dx + width] for image, (dy, dx) in zip(padded, shifts)]
+    )
+    batch = _to_tensor(shifted)
     contrast = 1 + 0.2 * (torch.rand(size, 1, 1, 1, generator=generator) - 0.5)
     brightness = 0.1 * (torch.rand(size, 1, 1, 1, generator=generator) - 0.5)
     mean = batch.mean(dim=(1, 2, 3), keepdim=True)
-    batch = ((batch - mean) * contrast + mean + brightness).clamp_(0, 1)
-
-    height, width = batch.shape[2:]
-    padded = F.pad(batch, (_MAX_SHIFT,) * 4, mode="replicate")
-    shifts = torch.randint(0, 2 * _MAX_SHIFT + 1, (size, 2), generator=generator).tolist()
-    return torch.stack(
-        [image[:, dy : dy + height, dx : dx + width] for image, (dy, dx) in zip(padded, shifts)]
-    )
+    # (batch - mean) * contrast + mean + brightness, written to stay in place
+    return batch.mul_(contrast).add_(mean * (1 - contrast) + brightness).clamp_(0, 1)
 
 
 class FindingClassifier:
@@ -217,9 +220,8 @@ def train_finding_classifier(
             order = torch.randperm(len(images), generator=generator)
             for start in range(0, len(images), batch_size):
                 batch_index = order[start : start + batch_size]
-                batch = _to_tensor(images[batch_index.numpy()])
-                if augment:
-                    batch = _augment(batch, generator)
+                chosen = images[batch_index.numpy()]
+                batch = _augmented(chosen, generator) if augment else _to_tensor(chosen)
                 loss = F.binary_cross_entropy_with_logits(network(batch), targets[batch_index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -138,16 +138,18 @@ def _nearest(points: Tensor, centroids: Tensor, chunk: int = 65536) -> Tensor:
     return out
 
 
-def _kmeans_plus_plus(points: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """k-means++ seeding: each next centroid drawn with probability proportional to squared distance."""
-    first = torch.randint(len(points), (1,), generator=generator)
-    centroids = [points[first[0]]]
-    distance = (points - centroids[0]).pow(2).sum(1)
+def _kmeans_plus_plus(points: Tensor, k: int, generator: torch.Generator, sample: int = 16384) -> Tensor:
+    """k-means++ seeding on a random subsample: each next centroid drawn with probability ~ squared distance."""
+    if len(points) > sample:
+        points = points[torch.randperm(len(points), generator=generator)[:sample]]
+    norms = points.pow(2).sum(1)
+    chosen = [int(torch.randint(len(points), (1,), generator=generator))]
+    distance = (norms - 2.0 * points @ points[chosen[0]] + norms[chosen[0]]).clamp(min=0)
     for _ in range(1, k):
         if distance.sum() <= 0:  # fewer distinct patches than codes: pick uniformly
-            index = torch.randint(len(points), (1,), generator=generator)[0]
+            index = int(torch.randint(len(points), (1,), generator=generator))
         else:
-            index = torch.multinomial(distance, 1, generator=generator)[0]
-        centroids.append(points[index])
-        distance = torch.minimum(distance, (points - points[index]).pow(2).sum(1))
-    return torch.stack(centroids)
+            index = int(torch.multinomial(distance, 1, generator=generator))
+        chosen.append(index)
+        distance = torch.minimum(distance, (norms - 2.0 * points @ points[index] + norms[index]).clamp(min=0))
+    return points[chosen].clone()

@@ -26,7 +26,7 @@ class SentencePieceTokenizer(TextTokenizer):
 
     class Params(ComponentParams):
         vocab_size: int = Field(320, ge=8, description="pieces when training (a soft limit for small corpora)")
-        model_type: Literal["unigram", "bpe"] = "unigram"
+        model_type: Literal["bpe", "unigram"] = Field("bpe", description="bpe as Llama-2's tokenizer; unigram caps the vocabulary low on small corpora")
         model_file: str | None = Field(None, description="use this SentencePiece .model instead of training")
 
     def __init__(self, params: Params) -> None:

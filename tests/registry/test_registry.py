@@ -417,3 +417,41 @@ def test_unknown_name_lists_lazy_builtins(tmp_path: Path, monkeypatch: pytest.Mo
     holder.REG, holder.IMPORTS = registry, []
     with pytest.raises(RegistryError, match=r"Did you mean 'beta'\? Available widgets: alpha, beta\."):
         registry.get("betta")
+
+
+def _write_broken_builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: types.ModuleType) -> Registry:
+    (tmp_path / "medim_test_widgets_broken.py").write_text(
+        "from medim_test_widget_holder import IMPORTS\n"
+        "IMPORTS.append('broken')\n"
+        "import medim_test_no_such_dependency\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "medim_test_widgets_broken", raising=False)
+    registry = Registry("widgets", ["medim_test_widgets_broken"])
+    holder.REG, holder.IMPORTS = registry, []
+    return registry
+
+
+def test_broken_builtin_module_fails_loudly_on_first_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: types.ModuleType
+) -> None:
+    registry = _write_broken_builtin(tmp_path, monkeypatch, holder)
+    with pytest.raises(ImportError, match="medim_test_no_such_dependency"):
+        registry.names()
+    assert holder.IMPORTS == ["broken"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Registry._load_builtins (medim/registry/registry.py) sets _builtins_loaded before importing, so after "
+    "a built-in module failed to import, later lookups report an empty registry ('unknown widgets ... "
+    "Available widgets: (none)') instead of the import failure",
+)
+def test_broken_builtin_module_is_reported_on_every_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: types.ModuleType
+) -> None:
+    registry = _write_broken_builtin(tmp_path, monkeypatch, holder)
+    with pytest.raises(ImportError):
+        registry.names()
+    with pytest.raises(Exception, match="medim_test_widgets_broken|medim_test_no_such_dependency"):
+        registry.get("alpha")

@@ -1,0 +1,89 @@
+"""Training: run-directory contents, exact resume, refusal to clobber, and batch/lr helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from medim.config import TrainConfig, load_experiment
+from medim.errors import ConfigError
+from medim.training.checkpoints import latest_checkpoint
+from medim.training.trainer import batch_indices, lr_factor, train
+
+TINY = [
+    "data.num_train=48", "data.num_val=16", "data.num_test=16",
+    "tokenizers.image.codebook_size=16", "tokenizers.text.vocab_size=96",
+    "backbone.hidden_size=32", "backbone.num_layers=1", "backbone.num_heads=2",
+    "train.steps=6", "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=3",
+    "train.eval_every=3", "train.log_every=1", "train.val_batches=1", "~train.max_minutes",
+]
+
+
+def tiny_config(tmp_path: Path, *extra: str):
+    return load_experiment("quickstart", [*TINY, f"output_dir={tmp_path}", *extra])
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_run_directory_holds_config_versions_log_and_checkpoints(tmp_path: Path) -> None:
+    result = train(tiny_config(tmp_path), progress=False)
+    run = result.run_dir
+    assert result.finished and result.steps_done == 6
+    resolved = yaml.safe_load((run / "resolved.yaml").read_text())
+    assert resolved["backbone"]["hidden_size"] == 32 and resolved["backbone"]["adaln_init"] == "zero"
+    assert "torch" in json.loads((run / "versions.json").read_text())
+    assert sorted(losses(run)) == [1, 2, 3, 4, 5, 6]
+    assert latest_checkpoint(run).name == "step_0000006"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.json", "step_0000003", "step_0000006"]
+    validation = [json.loads(l) for l in (run / "train_log.jsonl").read_text().splitlines() if "val_loss" in l]
+    assert [v["step"] for v in validation] == [3, 6]
+    assert {"val_text_to_image", "val_image_to_text", "val_joint"} <= set(validation[0])
+
+
+def test_resume_reproduces_the_same_next_losses(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    run = train(config, progress=False).run_dir
+    uninterrupted = losses(run)
+    # pretend the run crashed right after its step-3 checkpoint
+    (run / "checkpoints" / "latest.json").write_text(json.dumps({"step": 3, "path": "step_0000003"}))
+    result = train(config, resume=True, progress=False)
+    assert result.steps_done == 6
+    resumed = losses(run)
+    assert sorted(resumed) == [1, 2, 3, 4, 5, 6]  # log lines past the checkpoint were replaced, not duplicated
+    for step in (4, 5, 6):
+        assert resumed[step] == uninterrupted[step], step
+
+
+def test_training_again_without_resume_is_refused(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    train(config, progress=False)
+    with pytest.raises(ConfigError, match="already holds a trained run; pass --resume"):
+        train(config, progress=False)
+
+
+def test_resume_refuses_a_changed_model(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path), progress=False)
+    with pytest.raises(ConfigError, match="differs from the run .* at backbone.num_layers"):
+        train(tiny_config(tmp_path, "backbone.num_layers=2"), resume=True, progress=False)
+
+
+def test_batches_cover_each_epoch_without_repeats() -> None:
+    seen = torch.cat([batch_indices(20, 4, seed=0, step=s) for s in range(5)])
+    assert sorted(seen.tolist()) == list(range(20))
+    assert torch.equal(batch_indices(20, 4, 0, 7), batch_indices(20, 4, 0, 7))
+    assert not torch.equal(batch_indices(20, 4, 0, 5), batch_indices(20, 4, 1, 5))
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
+    train_cfg = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(0, train_cfg) == pytest.approx(0.1)
+    assert lr_factor(9, train_cfg) == pytest.approx(1.0)
+    assert lr_factor(55, train_cfg) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_factor(100, train_cfg) == pytest.approx(0.1)
