@@ -93,10 +93,11 @@ def _cmd_plugins(args: argparse.Namespace) -> None:
 
     found = False
     for kind, registry in ALL_REGISTRIES.items():
+        problems = registry.check_plugins()  # loads each plugin, so a broken one is not listed as healthy
         for name, origin in registry.plugin_entry_points().items():
             found = True
             print(f"{kind:<11} {name:<22} {origin}")
-        for problem in registry.plugin_problems():
+        for problem in problems:
             found = True
             print(f"{kind:<11} {problem.name:<22} BROKEN: {problem.problem} ({problem.origin})")
     if not found:

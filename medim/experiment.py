@@ -9,6 +9,7 @@ before anything is written to a run directory.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,8 @@ class Experiment:
             if packed.truncated:
                 print(
                     f"warning: {packed.truncated} of {len(data)} {split} reports are longer than "
-                    f"layout.max_text_tokens and were cut; raise it to keep them whole"
+                    f"layout.max_text_tokens and were cut; raise it to keep them whole",
+                    file=sys.stderr,
                 )
             self._tokens[split] = self.layout.pack(codes, packed.ids)
         return self._tokens[split]

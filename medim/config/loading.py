@@ -57,7 +57,7 @@ def load_layered(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, A
         cycle = " -> ".join(str(p) for p in (*_chain, path))
         raise ConfigError(f"`defaults:` cycle: {cycle}")
     data = read_yaml(path)
-    parents = data.pop("defaults", [])
+    parents = data.pop("defaults", None) or []
     if isinstance(parents, str):
         parents = [parents]
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):

@@ -158,8 +158,8 @@ def check_compatibility(config: ExperimentConfig, context: str) -> None:
         expected = path.split(".")[1]
         if modality != expected:
             raise ConfigError(
-                f"{context}: {path} names {config.component(path)['name']!r}, which is a {modality} "
-                f"tokenizer; choose one of: {', '.join(tokenizer_names(expected))}"
+                f"{context}: {path} names {config.component(path)['name']!r}, which tokenizes "
+                f"{modality}s, not {expected}s; choose one of: {', '.join(tokenizer_names(expected))}"
             )
 
 

@@ -8,6 +8,7 @@ generated. Splits are cached as .npz files under the medim cache.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import numpy as np
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from medim.data import phantom_cxr, phantom_pathology, phantoms, reports
 from medim.data.findings import FINDINGS_BY_DOMAIN
 from medim.data.paired import PairedDataset, PairedSplit
 from medim.data.phantoms import make_sample
@@ -62,7 +64,7 @@ class EmbeddedPhantoms(PairedDataset):
         return {"train": self.params.num_train, "val": self.params.num_val, "test": self.params.num_test}[split]
 
     def _load_or_generate(self, split: str, progress: bool) -> PairedSplit:
-        key = stable_hash({**self.identity(), "split": split, "version": 1})
+        key = stable_hash({**self.identity(), "split": split, "generator": _generator_fingerprint()})
         path = cache_root() / "datasets" / f"embedded_phantoms-{split}-{key}.npz"
         if path.is_file():
             with np.load(path, allow_pickle=False) as stored:
@@ -91,6 +93,12 @@ class EmbeddedPhantoms(PairedDataset):
 
     def _domain_of(self, index: int) -> str:
         return self.domains[index % len(self.domains)]
+
+
+def _generator_fingerprint() -> str:
+    """A hash of the drawing and report code, so an edited generator never reuses a stale cache."""
+    sources = b"".join(Path(m.__file__).read_bytes() for m in (phantom_cxr, phantom_pathology, phantoms, reports))
+    return hashlib.sha256(sources).hexdigest()[:16]
 
 
 def _save_npz(path: Path, split: PairedSplit) -> None:

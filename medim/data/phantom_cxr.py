@@ -97,6 +97,10 @@ class _Anatomy:
     def lung_height(self, side: str) -> float:
         return self.dome[side] - self.lung_top
 
+    def hilum_x(self, side: str) -> float:
+        """Column of the hilum (where vessels enter the lung) on the given patient side."""
+        return self.cx + _side_sign(side) * (self.mediastinum + 3.0)
+
 
 def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
     cx = 32.0 + float(np.clip(rng.normal(0.0, 1.0), -2.0, 2.0))
@@ -168,8 +172,9 @@ def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
     return mask
 
 
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Zero-mean smooth random field: a cells x cells lattice, bilinearly upsampled."""
+def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Zero-mean smooth random field [size, size]: a cells x cells lattice of unit
+    normals, bilinearly upsampled (also used for pathology stroma and tumour sheets)."""
     lattice = rng.normal(0.0, 1.0, (cells + 1, cells + 1))
     coords = (np.arange(size) + 0.5) / size * cells
     i0 = np.floor(coords).astype(int)
@@ -196,37 +201,47 @@ def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, f
     return (1 - t) ** 2 * np.array(p0) + 2 * (1 - t) * t * np.array(p1) + t**2 * np.array(p2)
 
 
-def _draw_effusion(image, x, y, lungs, anatomy, side, rng) -> None:
+def _draw_effusion(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, lungs: dict[str, np.ndarray], anatomy: _Anatomy, side: str,
+    rng: np.random.Generator,
+) -> None:
     """White basal fluid with a meniscus climbing the lateral wall; blunts the costophrenic angle."""
     width = anatomy.half_width - anatomy.mediastinum
     lateral = np.clip((_side_sign(side) * (x - anatomy.cx) - anatomy.mediastinum) / width, 0.0, 1.0)
-    level = anatomy.dome[side] - rng.uniform(0.32, 0.45) * anatomy.lung_height(side) - rng.uniform(3.0, 6.0) * lateral**2
+    depth = rng.uniform(0.32, 0.45) * anatomy.lung_height(side)
+    level = anatomy.dome[side] - depth - rng.uniform(3.0, 6.0) * lateral**2
     alpha = np.clip((y - level) / 2.0, 0.0, 1.0) * lungs[side]
     image += alpha * (FLUID - image)
 
 
-def _draw_pneumothorax(image, x, y, lungs, anatomy, side, heart_rx, rng) -> np.ndarray:
+def _draw_pneumothorax(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, lungs: dict[str, np.ndarray], anatomy: _Anatomy, side: str,
+    heart_rx: float, rng: np.random.Generator,
+) -> np.ndarray:
     """Collapse the lung towards its hilum: the freed apical/lateral rim becomes black
     air without markings, bounded by a bright visceral pleural line. Returns the
     aerated (collapsed) lung mask."""
     sign = _side_sign(side)
-    hilum_x = anatomy.cx + sign * (anatomy.mediastinum + 3.0)
+    hilum_x = anatomy.hilum_x(side)
     hilum_y = anatomy.lung_top + 0.55 * anatomy.lung_height(side)
     scale = rng.uniform(0.62, 0.72)
-    # Collapse is full above the hilum and fades out towards the diaphragm.
-    fade = np.clip((y - hilum_y) / (anatomy.dome[side] - hilum_y), 0.0, 1.0)
-    sx = scale + (1.0 - scale) * fade
+    # Collapse is full above the hilum and fades out halfway down to the diaphragm.
+    fade = np.clip((y - hilum_y) / (0.5 * (anatomy.dome[side] - hilum_y)), 0.0, 1.0)
+    sx = np.where(sign * (x - hilum_x) > 0, scale + (1.0 - scale) * fade, 1.0)  # lateral side only
     source_y = np.where(y < hilum_y, hilum_y + (y - hilum_y) / scale, y)
     collapsed = _lung_mask(hilum_x + (x - hilum_x) / sx, source_y, anatomy, side, heart_rx) & lungs[side]
     free_air = lungs[side] & ~collapsed
-    pleural_line = collapsed & ~_erode(collapsed | ~lungs[side], 1)
+    pleural_line = collapsed & ~_erode(~free_air, 1)  # the lung edge that faces free air
     image[free_air] = PNEUMOTHORAX_AIR
     image[collapsed] += 0.05
     image[pleural_line] = PLEURAL_LINE
     return collapsed
 
 
-def _draw_nodule(image, x, y, aerated, anatomy, side, zone, pixel, rng) -> None:
+def _draw_nodule(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, aerated: dict[str, np.ndarray], anatomy: _Anatomy, side: str,
+    zone: str, pixel: float, rng: np.random.Generator,
+) -> None:
     """One bright round blob (5-7 design px across) inside the requested lung zone."""
     radius = rng.uniform(2.5, 3.5)
     height = anatomy.lung_height(side)
@@ -245,7 +260,9 @@ def _draw_nodule(image, x, y, aerated, anatomy, side, zone, pixel, rng) -> None:
     image += alpha * (NODULE - image)
 
 
-def _draw_device(image, x, y, anatomy, rng) -> None:
+def _draw_device(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, rng: np.random.Generator
+) -> None:
     """A bright tube or line, sometimes with a port / pacemaker box."""
     cx, top = anatomy.cx, anatomy.lung_top
     kind = rng.choice(["tubes", "central_line", "pacemaker"], p=[0.4, 0.3, 0.3])
@@ -265,7 +282,8 @@ def _draw_device(image, x, y, anatomy, rng) -> None:
         box_x = cx + anatomy.half_width - rng.uniform(8.0, 11.0)
         box_y = top + rng.uniform(0.0, 3.0)
         boxes.append((box_x, box_y, 7.0, 5.0))
-        lines.append(_bezier((box_x + 1.0, box_y + 2.5), (cx - 2.0, top + 8.0), (anatomy.heart_x - 2.0, anatomy.heart_y + 2.0)))
+        lead_tip = (anatomy.heart_x - 2.0, anatomy.heart_y + 2.0)
+        lines.append(_bezier((box_x + 1.0, box_y + 2.5), (cx - 2.0, top + 8.0), lead_tip))
     alpha = np.zeros_like(image)
     for points in lines:
         alpha = np.maximum(alpha, _polyline_alpha(x, y, points, 0.75))
@@ -308,7 +326,10 @@ def draw_cxr(labels: frozenset[str], rng: np.random.Generator, size: int = 64) -
     return _finish(image, stream["noise"], size)
 
 
-def _draw_anatomy(x, y, anatomy: _Anatomy, lungs, heart_rx, rng, size) -> np.ndarray:
+def _draw_anatomy(
+    x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, lungs: dict[str, np.ndarray], heart_rx: float,
+    rng: np.random.Generator, size: int,
+) -> np.ndarray:
     """Normal chest: body, shoulders, mediastinum, heart, aerated lungs with
     hilar markings, ribs and clavicles."""
     ax = np.abs(x - anatomy.cx)
@@ -322,10 +343,9 @@ def _draw_anatomy(x, y, anatomy: _Anatomy, lungs, heart_rx, rng, size) -> np.nda
     trachea = (ax < 1.6) & (y < anatomy.lung_top + 12.0)
     image = np.where(trachea, image - 0.25, image)
 
-    markings = 0.03 * _smooth_noise(rng, size, 10)
+    markings = 0.03 * smooth_noise(rng, size, 10)
     for side in SIDES:
-        sign = _side_sign(side)
-        hilum = np.hypot(x - anatomy.cx - sign * (anatomy.mediastinum + 3.0), y - anatomy.lung_top - 0.5 * anatomy.lung_height(side))
+        hilum = np.hypot(x - anatomy.hilum_x(side), y - anatomy.lung_top - 0.5 * anatomy.lung_height(side))
         image = np.where(lungs[side], LUNG + 0.12 * np.exp(-hilum / 6.0) + markings, image)
 
     lateral = np.clip(ax / anatomy.half_width, 0.0, 1.0)

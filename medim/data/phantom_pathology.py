@@ -13,9 +13,11 @@ draws that share a seed differ only in the toggled finding. Geometry lives in a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-DESIGN_SIZE = 64.0
+from medim.data.phantom_cxr import DESIGN_SIZE, smooth_noise
 
 STROMA_LIGHT = np.array([0.97, 0.80, 0.88])
 STROMA_DARK = np.array([0.86, 0.52, 0.70])
@@ -61,16 +63,6 @@ def sample_pathology_labels(rng: np.random.Generator) -> frozenset[str]:
             labels.add("inflammation")
         if labels:
             return frozenset(labels)
-
-
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Zero-mean smooth random field: a cells x cells lattice, bilinearly upsampled."""
-    lattice = rng.normal(0.0, 1.0, (cells + 1, cells + 1))
-    coords = (np.arange(size) + 0.5) / size * cells
-    i0 = np.floor(coords).astype(int)
-    f = coords - i0
-    rows = lattice[i0] * (1 - f)[:, None] + lattice[i0 + 1] * f[:, None]
-    return rows[:, i0] * (1 - f)[None, :] + rows[:, i0 + 1] * f[None, :]
 
 
 def _paint_ellipses(
@@ -119,7 +111,13 @@ def _lookup(field: np.ndarray, points: np.ndarray) -> np.ndarray:
     return field[index[:, 1], index[:, 0]]
 
 
-def _scatter(rng: np.random.Generator, count: int, min_distance: float, allowed, tries: int = 40) -> np.ndarray:
+def _scatter(
+    rng: np.random.Generator,
+    count: int,
+    min_distance: float,
+    allowed: Callable[[np.ndarray], np.ndarray],
+    tries: int = 40,
+) -> np.ndarray:
     """Up to `count` points in the design frame, at least `min_distance` apart and
     accepted by `allowed(points) -> bool mask` (dart throwing, vectorised per round)."""
     points = np.zeros((0, 2))
@@ -141,9 +139,9 @@ def _draw_stroma(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.n
     size = x.shape[0]
     theta = rng.uniform(0.0, np.pi)
     along = x * np.cos(theta) + y * np.sin(theta)
-    warp = 2.5 * _smooth_noise(rng, size, 4)
+    warp = 2.5 * smooth_noise(rng, size, 4)
     fibres = np.sin(2 * np.pi * along / rng.uniform(3.0, 4.5) + warp)
-    mix = np.clip(0.45 + 0.25 * fibres + 0.12 * _smooth_noise(rng, size, 8), 0.0, 1.0)
+    mix = np.clip(0.45 + 0.25 * fibres + 0.12 * smooth_noise(rng, size, 8), 0.0, 1.0)
     return STROMA_LIGHT + (STROMA_DARK - STROMA_LIGHT) * mix[..., None]
 
 
@@ -169,7 +167,7 @@ def _draw_glands(image: np.ndarray, rng: np.random.Generator) -> None:
 def _draw_tumor(image: np.ndarray, high_grade: bool, rng: np.random.Generator) -> None:
     """A sheet of crowded, disorderly nuclei over most of the tile; high grade makes
     them much larger, darker and pleomorphic (variable size and shape)."""
-    field = _smooth_noise(rng, image.shape[0], 3)
+    field = smooth_noise(rng, image.shape[0], 3)
     threshold = np.quantile(field, rng.uniform(0.05, 0.25))
     sheet = np.clip((field - threshold) * 4.0, 0.0, 1.0)
     image += sheet[..., None] * (TUMOR_CYTOPLASM - image)

@@ -252,7 +252,10 @@ _CONCEPTS: dict[str, tuple[_Concept, ...]] = {
         _concept("effusion_{side}", r"effusions?\b|pleural\s+fluid|blunt\w*"),
         _concept("pneumothorax_{side}", r"pneumothora\w*"),
         _concept("nodule_{side}_{zone}", r"nodul\w*|round(?:ed)?\s+(?:opacity|opacities|density|lesion)"),
-        _concept("support_device", r"(?:support\s+)?devices?\b|tubes?\b|catheters?\b|pacemakers?\b|central\s+(?:venous\s+)?lines?\b|ports?\b"),
+        _concept(
+            "support_device",
+            r"(?:support\s+)?devices?\b|tubes?\b|catheters?\b|pacemakers?\b|central\s+(?:venous\s+)?lines?\b|ports?\b",
+        ),
     ),
     "pathology": (
         _concept("tumor", r"\w*carcinoma\w*|tumou?rs?\b|malignan\w*|neoplas\w*|cancer\w*"),
@@ -269,7 +272,10 @@ _POST_NEGATION = re.compile(
 )
 _SIDE = re.compile(r"\b(left|right|bilateral\w*|both)\b")
 _ZONE = re.compile(r"\b(upper|apical|apex|lower|basal|basilar|base)\b")
-_ZONE_NAMES = {"upper": "upper", "apical": "upper", "apex": "upper", "lower": "lower", "basal": "lower", "basilar": "lower", "base": "lower"}
+_ZONE_NAMES = {
+    **dict.fromkeys(("upper", "apical", "apex"), "upper"),
+    **dict.fromkeys(("lower", "basal", "basilar", "base"), "lower"),
+}
 
 
 def _normalise(text: str) -> str:

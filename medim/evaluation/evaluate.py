@@ -13,7 +13,6 @@ sample's labels, and for joint a shuffled pairing; learning shows as a gap.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +183,3 @@ def summary_table(metrics: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
-
-def load_metrics(run_dir: str | Path) -> dict[str, Any]:
-    """Read a run's `eval/metrics.json`."""
-    return json.loads((Path(run_dir) / "eval" / "metrics.json").read_text())

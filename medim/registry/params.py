@@ -37,7 +37,8 @@ def fields_summary(params: type[BaseModel]) -> list[dict[str, Any]]:
     rows = []
     for name, field in params.model_fields.items():
         annotation = field.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        plain = isinstance(annotation, type) and not getattr(annotation, "__args__", None)
+        type_name = annotation.__name__ if plain else str(annotation).replace("typing.", "")
         rows.append(
             {
                 "name": name,

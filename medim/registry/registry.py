@@ -197,6 +197,15 @@ class Registry(Generic[T]):
         ]
         return clashes + list(self._plugins.problems.values())
 
+    def check_plugins(self) -> list[PluginProblem]:
+        """Load every installed plugin of this kind and return the problems found (for `medim plugins`)."""
+        for name in list(self._plugin_entry_points()):
+            try:
+                self.get(name)
+            except RegistryError:
+                pass  # recorded in plugin_problems()
+        return self.plugin_problems()
+
     def plugin_entry_points(self) -> dict[str, str]:
         """Installed plugin names mapped to their origin (distribution and object)."""
         return {n: _ep_origin(ep) for n, ep in self._plugin_entry_points().items()}
@@ -204,11 +213,19 @@ class Registry(Generic[T]):
     # -- internals ----------------------------------------------------------------------------
 
     def _load_builtins(self) -> None:
+        """Import the built-in modules once; a failure is reported on every lookup, not only the first."""
         if self._builtins_loaded:
             return
-        self._builtins_loaded = True
         for module in self._builtin_modules:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                raise RegistryError(
+                    f"built-in {self.kind} module {module} failed to import ({summary}); "
+                    "the medim installation is broken"
+                ) from exc
+        self._builtins_loaded = True
 
     def _plugin_entry_points(self) -> dict[str, metadata.EntryPoint]:
         if os.environ.get(DISABLE_PLUGINS_ENV, "") not in ("", "0"):

@@ -290,13 +290,13 @@ def test_component_block_without_name() -> None:
 
 
 def test_image_tokenizer_as_text_tokenizer_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"tokenizers\.text names 'patch_kmeans', which is a image tokenizer; "
+    with pytest.raises(ConfigError, match=r"tokenizers\.text names 'patch_kmeans', which tokenizes images, not texts; "
                        r"choose one of: sentencepiece"):
         load_experiment("quickstart", ["tokenizers.text=patch_kmeans"])
 
 
 def test_text_tokenizer_as_image_tokenizer_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"tokenizers\.image names 'sentencepiece', which is a text tokenizer; "
+    with pytest.raises(ConfigError, match=r"tokenizers\.image names 'sentencepiece', which tokenizes texts, not images; "
                        r"choose one of: patch_kmeans"):
         load_experiment("quickstart", ["tokenizers.image=sentencepiece"])
 
@@ -315,7 +315,7 @@ def test_quickstart_by_name_resolves_every_default() -> None:
     assert config.backbone["name"] == "hf_decoder"
     assert config.backbone["adaln_init"] == "zero"  # a default that no YAML file states
     assert config.backbone["num_kv_heads"] is None
-    assert config.tokenizers.text["model_type"] == "unigram"
+    assert config.tokenizers.text["model_file"] is None
     assert config.tokenizers.image["iterations"] == 30
     assert config.sampler["temperature"] == 1.0
     assert config.train.min_lr_ratio == 0.1 and config.eval.split == "test"

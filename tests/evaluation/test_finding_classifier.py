@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medim.errors import DataError
 from medim.evaluation.finding_classifier import (
@@ -34,6 +36,19 @@ def quadrant_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             left = (quadrant % 2) * half + rng.integers(4, half - 14)
             images[index, top : top + 10, left : left + 10] = rng.integers(150, 230)
     return images, labels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Train on one thread, restoring the caller's setting afterwards.
+
+    The model is small, and on a busy machine two threads waiting on each other
+    make these tests several times slower.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
