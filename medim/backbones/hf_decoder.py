@@ -45,6 +45,10 @@ class HFDecoderBackbone(Backbone):
         adaln_init: Literal["zero", "normal"] = Field("zero", description="zero = identity at start; normal = N(0, 0.02) as in the paper")
         adaln_gate: Literal["one_plus", "raw"] = Field("one_plus", description="gate as 1 + g (identity at zero init) or g (paper)")
         attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+        learned_positions: bool = Field(
+            False,
+            description="add a learned absolute position embedding to RoPE; lets a small model find image patches by place",
+        )
 
         @model_validator(mode="after")
         def _consistent(self) -> "HFDecoderBackbone.Params":
@@ -66,6 +70,9 @@ class HFDecoderBackbone(Backbone):
         self.config._attn_implementation = params.attn_implementation
         self.model = model_cls(self.config)
         self.head = None if params.tie_embeddings else nn.Linear(params.hidden_size, vocab_size, bias=False)
+        self.position_embedding = nn.Embedding(max_seq_len, params.hidden_size) if params.learned_positions else None
+        if self.position_embedding is not None:
+            nn.init.normal_(self.position_embedding.weight, std=0.02)
         self.time_embedder = TimestepEmbedder(params.hidden_size) if params.timestep_embedding else None
         self.adaln = (
             nn.ModuleList(
@@ -113,6 +120,8 @@ class HFDecoderBackbone(Backbone):
         if c is not None and self.adaln is None:
             hidden = hidden + c[:, None, :].to(hidden.dtype)
         positions = torch.arange(length, device=tokens.device)[None].expand(batch, -1)
+        if self.position_embedding is not None:
+            hidden = hidden + self.position_embedding(positions).to(hidden.dtype)
         rotary = self.model.rotary_emb(hidden, positions)
         mask = self._attention_bias(padding_mask, batch, length, hidden.dtype, tokens.device)
         for index, layer in enumerate(self.model.layers):

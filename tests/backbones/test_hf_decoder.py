@@ -82,6 +82,17 @@ def test_timestep_embedding_makes_the_output_depend_on_the_noise_level() -> None
     torch.testing.assert_close(blind(x, torch.zeros(2)), blind(x, torch.ones(2)))
 
 
+def test_learned_positions_are_added_to_the_token_embeddings() -> None:
+    x, level = tokens(), torch.zeros(2)
+    plain = build(learned_positions=False)
+    learned = build(learned_positions=True)
+    learned.load_state_dict({**plain.state_dict(), "position_embedding.weight": learned.position_embedding.weight})
+    assert not torch.allclose(learned(x, level), plain(x, level))
+    with torch.no_grad():
+        learned.position_embedding.weight.zero_()
+    torch.testing.assert_close(learned(x, level), plain(x, level))
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_logits_at_positions_and_vocab_slice_equal_the_full_projection(tie: bool) -> None:
     backbone = build(tie_embeddings=tie)
@@ -95,8 +106,9 @@ def test_logits_at_positions_and_vocab_slice_equal_the_full_projection(tie: bool
     torch.testing.assert_close(backbone.logits(hidden, per_sample), expected)
 
 
-def test_gradients_reach_every_parameter() -> None:
-    backbone = build()
+@pytest.mark.parametrize("learned_positions", [False, True])
+def test_gradients_reach_every_parameter(learned_positions: bool) -> None:
+    backbone = build(learned_positions=learned_positions)
     backbone.train()
     hidden = backbone(tokens(), torch.rand(2))
     backbone.logits(hidden).logsumexp(-1).mean().backward()
