@@ -61,10 +61,6 @@ class Experiment:
         """Another task over the same layout and noise (e.g. `text_to_image` of a multitask model)."""
         return TASKS.build({"name": name, **params}, layout=self.layout, noise=self.noise)
 
-    def sampler_named(self, spec: dict[str, Any]) -> Sampler:
-        """A sampler other than the config's, e.g. for a sweep over decoding algorithms."""
-        return SAMPLERS.build(spec, where="sampler", mask_id=self.layout.mask_id, noise=self.noise)
-
     def tokens(self, split: str) -> Tensor:
         """Every pair of a split as layout sequences [N, L] (computed once per process)."""
         if split not in self._tokens:
