@@ -158,7 +158,7 @@ def test_override_creates_missing_sections() -> None:
 
 
 def test_override_delete_restores_default() -> None:
-    assert load_experiment("quickstart").train.max_minutes == 10
+    assert load_experiment("quickstart").train.max_minutes is not None  # the quickstart sets a time cap
     config = load_experiment("quickstart", ["~train.max_minutes"])
     assert config.train.max_minutes is None
 
