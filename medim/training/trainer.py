@@ -148,7 +148,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     device = accelerator.device
     sequence_length = train_tokens.shape[1]
-    started = time.monotonic() - state.elapsed_seconds
+    session_start = time.monotonic()  # train.max_minutes limits each invocation, so a resume gets a full budget
+    earlier_seconds = state.elapsed_seconds
     step = state.step
     bar = tqdm(total=train_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True)
     window_tokens, window_start = 0, time.monotonic()
@@ -180,10 +181,10 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
             val = validation_losses(experiment, accelerator.unwrap_model(model), val_tokens, train_cfg, config.seed, device)
             log.write({"step": step, **{f"val_{k}": v for k, v in val.items()}})
             bar.write(f"step {step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in val.items()))
-        elapsed = time.monotonic() - started
-        timed_out = train_cfg.max_minutes is not None and elapsed > 60 * train_cfg.max_minutes
+        session = time.monotonic() - session_start
+        timed_out = train_cfg.max_minutes is not None and session > 60 * train_cfg.max_minutes
         if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps or timed_out:
-            state = TrainerState(step=step, elapsed_seconds=elapsed, finished=step == train_cfg.steps)
+            state = TrainerState(step=step, elapsed_seconds=earlier_seconds + session, finished=step == train_cfg.steps)
             save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, train_cfg.keep_checkpoints)
         if timed_out and step < train_cfg.steps:
             bar.write(f"stopping at step {step}: train.max_minutes={train_cfg.max_minutes} reached (resume with --resume)")

@@ -87,3 +87,13 @@ def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
     assert lr_factor(9, train_cfg) == pytest.approx(1.0)
     assert lr_factor(55, train_cfg) == pytest.approx(0.1 + 0.9 * 0.5)
     assert lr_factor(100, train_cfg) == pytest.approx(0.1)
+
+
+def test_time_cap_stops_with_a_checkpoint_and_each_resume_gets_a_fresh_budget(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, "train.max_minutes=0.00001")  # well under one step
+    first = train(config, progress=False)
+    assert (first.steps_done, first.finished) == (1, False)
+    assert latest_checkpoint(first.run_dir).name == "step_0000001"
+    second = train(config, resume=True, progress=False)
+    assert (second.steps_done, second.finished) == (2, False)
+    assert latest_checkpoint(second.run_dir).name == "step_0000002"
