@@ -126,9 +126,8 @@ class MaskedDiffusionTask:
         generator: torch.Generator | None,
     ) -> Tensor:
         """Fill this task's noised positions of `given` [B, L] by the reverse process."""
-        positions = self.layout.position_modality
-        targets = torch.isin(positions, torch.tensor(self.noised_modalities)).nonzero()[:, 0]
-        conditioning = torch.isin(positions, torch.tensor(self.conditioning_modalities)).nonzero()[:, 0]
+        targets = self._positions_of(self.noised_modalities).nonzero()[:, 0]
+        conditioning = self._positions_of(self.conditioning_modalities).nonzero()[:, 0]
         return denoise(
             backbone, self.layout, self.noise, sampler, given,
             targets=targets, conditioning=conditioning, num_steps=num_steps,
