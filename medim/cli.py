@@ -156,14 +156,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from medim.evaluation.evaluate import evaluate_run, summary_table
-    from medim.runs import load_run
 
     overrides = {k: v for k, v in (("num_samples", args.samples), ("num_steps", args.steps), ("cfg_scale", args.cfg)) if v is not None}
-    eval_config = None
-    if overrides:
-        experiment, _ = load_run(args.run_dir)
-        eval_config = experiment.config.eval.model_copy(update=overrides)
-    metrics = evaluate_run(args.run_dir, eval_config, progress=not args.quiet)
+    metrics = evaluate_run(args.run_dir, overrides, progress=not args.quiet)
     print(summary_table(metrics))
     print(f"\nmetrics: {Path(args.run_dir) / 'eval' / 'metrics.json'}; galleries: {Path(args.run_dir) / 'eval'}/*.png")
 

@@ -40,12 +40,12 @@ def generate_from_cli(args: argparse.Namespace) -> list[Path]:
         if not args.report_file.is_file():
             raise DataError(f"report file {str(args.report_file)!r} does not exist")
         report = args.report_file.read_text(encoding="utf-8").strip()
+    if args.num < 1 or (args.pairs is not None and args.pairs < 1):
+        raise DataError("--num and --pairs must be at least 1")
     image = None
     experiment, backbone = load_run(args.run_dir)
     if args.image is not None:  # read before generating, so a bad file fails fast
         image = read_image(args.image, experiment.image_tokenizer.image_size)
-    if args.num < 1 or (args.pairs is not None and args.pairs < 1):
-        raise DataError("--num and --pairs must be at least 1")
     out = args.out or Path(args.run_dir) / "generated"
     steps = args.steps or experiment.config.eval.num_steps
     cfg = experiment.config.eval.cfg_scale if args.cfg is None else args.cfg

@@ -18,22 +18,34 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from medim.backbones.base import Backbone
 from medim.config import EvalConfig
+from medim.errors import ConfigError
 from medim.evaluation.finding_classifier import FindingClassifier, train_finding_classifier
 from medim.evaluation.finding_metrics import finding_scores
 from medim.evaluation.gallery import save_gallery
 from medim.experiment import Experiment
 from medim.io import atomic_write_json, cache_root, stable_hash
+from medim.registry.params import describe_validation_error
 from medim.runs import load_run
 
 
-def evaluate_run(run_dir: str | Path, eval_config: EvalConfig | None = None, progress: bool = True) -> dict[str, Any]:
-    """Generate and score all three tasks for a trained run; writes `eval/metrics.json` and galleries."""
+def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Generate and score all three tasks for a trained run; writes `eval/metrics.json` and galleries.
+
+    `overrides` replace fields of the run's `eval:` section (e.g. {"num_samples": 50}) and are validated.
+    """
     experiment, backbone = load_run(run_dir, progress=progress)
-    return evaluate(experiment, backbone, Path(run_dir) / "eval", eval_config or experiment.config.eval, progress)
+    cfg = experiment.config.eval
+    if overrides:
+        try:
+            cfg = EvalConfig(**{**cfg.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid evaluation settings:\n{describe_validation_error(exc, 'eval')}") from None
+    return evaluate(experiment, backbone, Path(run_dir) / "eval", cfg, progress)
 
 
 def evaluate(

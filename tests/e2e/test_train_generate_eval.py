@@ -85,3 +85,19 @@ def test_a_missing_tokenizer_file_leaves_no_run_directory(tmp_path: Path, capsys
     assert code == 2
     assert "/no/such/file.model" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_eval_flags_override_the_run_config_and_are_validated(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(run_dir), "--samples", "4", "--steps", "2", "--cfg", "0", "--quiet"]) == 0
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["num_samples"] == 4 and metrics["image_to_text"]["model"]["n"] == 4
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--samples", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "eval.num_samples" in err and "greater than 0" in err and "Traceback" not in err
+
+
+def test_generate_refuses_a_non_positive_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(tmp_path), "--pairs", "0"]) == 2
+    assert "--num and --pairs must be at least 1" in capsys.readouterr().err
