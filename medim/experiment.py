@@ -47,7 +47,11 @@ class Experiment:
         """A freshly initialised backbone sized for the layout (seeded by the experiment seed)."""
         torch.manual_seed(self.config.seed)
         backbone = BACKBONES.build(
-            self.config.backbone, where="backbone", vocab_size=self.layout.vocab_size, max_seq_len=self.layout.seq_len
+            self.config.backbone,
+            where="backbone",
+            vocab_size=self.layout.vocab_size,
+            max_seq_len=self.layout.seq_len,
+            layout=self.layout,
         )
         rows = backbone.output_weight().shape[0]
         if rows < self.layout.vocab_size:

@@ -56,4 +56,4 @@ def tiny_backbone(layout, **overrides):
 
     torch.manual_seed(0)
     spec = {"name": "hf_decoder", "hidden_size": 32, "num_layers": 2, "num_heads": 2, **overrides}
-    return BACKBONES.build(spec, vocab_size=layout.vocab_size, max_seq_len=layout.seq_len)
+    return BACKBONES.build(spec, vocab_size=layout.vocab_size, max_seq_len=layout.seq_len, layout=layout)

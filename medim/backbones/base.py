@@ -11,7 +11,13 @@ from torch import Tensor, nn
 
 
 class Backbone(nn.Module):
-    """Base class of denoisers; subclasses set `hidden_size` and implement `forward`/`output_weight`."""
+    """Base class of denoisers; subclasses set `hidden_size` and implement `forward`/`output_weight`.
+
+    A registered backbone is constructed as `cls(params, vocab_size=V, max_seq_len=L, layout=layout)`:
+    V embedding rows and sequences of at most L tokens, laid out by `layout` (a
+    `medim.tokenizers.layouts.SequenceLayout`, which says where image and report
+    positions are, for backbones that treat them differently).
+    """
 
     hidden_size: int
     vocab_size: int

@@ -60,7 +60,7 @@ class HFDecoderBackbone(Backbone):
                 raise ValueError("adaln needs timestep_embedding: true (AdaLN is driven by the timestep embedding)")
             return self
 
-    def __init__(self, params: Params, *, vocab_size: int, max_seq_len: int) -> None:
+    def __init__(self, params: Params, *, vocab_size: int, max_seq_len: int, layout: object = None) -> None:
         super().__init__()
         self.params = params
         self.vocab_size = vocab_size

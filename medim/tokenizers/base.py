@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 
@@ -37,6 +38,20 @@ class ImageTokenizer:
     def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
         """Train or load whatever the tokenizer needs before `encode`/`decode`."""
 
+    def prepare_shapes(self) -> None:
+        """Set the size attributes without data or weights, for a dry run (`medim build --dry-run`).
+
+        Trainable tokenizers know their sizes from params; file-backed ones read only
+        their small config files, or fall back (saying so) to the published shapes.
+        """
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """One image file's picture as this tokenizer's input, uint8 [S, S, 3] RGB (default: LANCZOS resize)."""
+        image = image.convert("RGB")
+        if image.size != (self.image_size, self.image_size):
+            image = image.resize((self.image_size, self.image_size), Image.Resampling.LANCZOS)
+        return np.asarray(image, dtype=np.uint8).copy()
+
     def encode(self, images: np.ndarray) -> Tensor:
         """Codes in raster order, [B, tokens_per_image], values in [0, codebook_size)."""
         raise NotImplementedError
@@ -54,12 +69,20 @@ class TextTokenizer:
     """Report strings to id lists and back; special ids are attributes."""
 
     modality: ClassVar[str] = "text"
+    #: Ids 0..vocab_size-1, added specials included.
     vocab_size: int
     pad_id: int
     eos_id: int
+    #: Beginning-of-sequence id, or None when the tokenizer has none.
+    bos_id: int | None = None
+    #: Added special tokens by text (MeDiM's Llama-2: {"<boi>": 32000, "<eoi>": 32001, "<eos>": 32002}).
+    special_ids: dict[str, int] = {}
 
     def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
         """Train or load whatever the tokenizer needs before `encode`/`decode`."""
+
+    def prepare_shapes(self) -> None:
+        """Set vocab_size and the special ids without training data, for a dry run (see ImageTokenizer)."""
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without BOS/EOS."""
