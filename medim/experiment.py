@@ -10,13 +10,14 @@ before anything is written to a run directory.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from medim.backbones.base import Backbone
+from medim.backbones.base import Backbone, empty_weights
 from medim.config import ExperimentConfig
 from medim.data.paired import PairedDataset
 from medim.errors import ConfigError
@@ -34,7 +35,7 @@ class Experiment:
     """The built components of one experiment (everything but the backbone's weights)."""
 
     config: ExperimentConfig
-    dataset: PairedDataset
+    dataset: PairedDataset | None
     image_tokenizer: ImageTokenizer
     text_tokenizer: TextTokenizer
     layout: SequenceLayout
@@ -43,16 +44,21 @@ class Experiment:
     sampler: Sampler
     _tokens: dict[str, Tensor] = field(default_factory=dict)
 
-    def build_backbone(self) -> Backbone:
-        """A freshly initialised backbone sized for the layout (seeded by the experiment seed)."""
+    def build_backbone(self, *, empty: bool = False) -> Backbone:
+        """A freshly initialised backbone sized for the layout (seeded by the experiment seed).
+
+        `empty=True` builds it inside `empty_weights()`: parameters on the meta device and
+        no checkpoint read (dry runs, or before loading a full state dict).
+        """
         torch.manual_seed(self.config.seed)
-        backbone = BACKBONES.build(
-            self.config.backbone,
-            where="backbone",
-            vocab_size=self.layout.vocab_size,
-            max_seq_len=self.layout.seq_len,
-            layout=self.layout,
-        )
+        with empty_weights() if empty else nullcontext():
+            backbone = BACKBONES.build(
+                self.config.backbone,
+                where="backbone",
+                vocab_size=self.layout.vocab_size,
+                max_seq_len=self.layout.seq_len,
+                layout=self.layout,
+            )
         rows = backbone.output_weight().shape[0]
         if rows < self.layout.vocab_size:
             raise ConfigError(
@@ -67,6 +73,8 @@ class Experiment:
 
     def tokens(self, split: str) -> Tensor:
         """Every pair of a split as layout sequences [N, L] (computed once per process)."""
+        if self.dataset is None:
+            raise ConfigError(f"experiment {self.config.name!r} was built without its dataset")
         if split not in self._tokens:
             data = self.dataset.split(split)
             codes = self.image_tokenizer.encode(data.images)
@@ -81,20 +89,32 @@ class Experiment:
         return self._tokens[split]
 
 
-def build_experiment(config: ExperimentConfig, progress: bool = True) -> Experiment:
-    """Build (and, for trainable tokenizers, train or load from cache) every component."""
-    dataset: PairedDataset = DATASETS.build(config.data, where="data")
-    train = dataset.split("train", progress)
-    corpus = TokenizerCorpus(images=train.images, texts=train.reports, identity=str(dataset.identity()))
+def build_experiment(config: ExperimentConfig, progress: bool = True, *, data: bool = True, dry_run: bool = False) -> Experiment:
+    """Build (and, for trainable tokenizers, train or load from cache) every component.
+
+    `data=False` skips the dataset when no tokenizer learns from it (generating from a
+    released checkpoint); `dry_run=True` also skips loading tokenizer weights: file-backed
+    tokenizers only report their shapes (see `ImageTokenizer.prepare_shapes`).
+    """
     image_tokenizer: ImageTokenizer = TOKENIZERS.build(config.tokenizers.image, where="tokenizers.image")
-    if image_tokenizer.image_size != dataset.image_size:
-        raise ConfigError(
-            f"tokenizers.image.image_size is {image_tokenizer.image_size} but data "
-            f"{config.data['name']!r} has {dataset.image_size}-pixel images; make them equal"
-        )
     text_tokenizer: TextTokenizer = TOKENIZERS.build(config.tokenizers.text, where="tokenizers.text")
-    image_tokenizer.prepare(corpus, cache_root())
-    text_tokenizer.prepare(corpus, cache_root())
+    tokenizers = (image_tokenizer, text_tokenizer)
+    dataset: PairedDataset | None = None
+    corpus: TokenizerCorpus | None = None
+    if (data and not dry_run) or any(t.needs_corpus() for t in tokenizers):
+        dataset = DATASETS.build(config.data, where="data")
+        train = dataset.split("train", progress)
+        corpus = TokenizerCorpus(images=train.images, texts=train.reports, identity=str(dataset.identity()))
+        if image_tokenizer.image_size != dataset.image_size:
+            raise ConfigError(
+                f"tokenizers.image.image_size is {image_tokenizer.image_size} but data "
+                f"{config.data['name']!r} has {dataset.image_size}-pixel images; make them equal"
+            )
+    for tokenizer in tokenizers:
+        if dry_run and not tokenizer.needs_corpus():
+            tokenizer.prepare_shapes()
+        else:
+            tokenizer.prepare(corpus, cache_root())
     layout: SequenceLayout = LAYOUTS.build(
         config.layout, where="layout", image_tokenizer=image_tokenizer, text_tokenizer=text_tokenizer
     )

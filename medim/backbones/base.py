@@ -7,7 +7,35 @@ the positions it scores and only over the vocabulary slice it needs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from accelerate import init_empty_weights
 from torch import Tensor, nn
+
+_EMPTY_WEIGHTS: ContextVar[bool] = ContextVar("medim_empty_weights", default=False)
+
+
+@contextmanager
+def empty_weights() -> Iterator[None]:
+    """Build backbones with parameters on the meta device and nothing read from checkpoints.
+
+    For dry runs (shapes and parameter counts at real size, instantly) and for
+    loading a complete state dict afterwards with `load_state_dict(assign=True)`.
+    Buffers (e.g. rotary frequencies) are still computed for real.
+    """
+    token = _EMPTY_WEIGHTS.set(True)
+    try:
+        with init_empty_weights(include_buffers=False):
+            yield
+    finally:
+        _EMPTY_WEIGHTS.reset(token)
+
+
+def building_empty_weights() -> bool:
+    """True inside `empty_weights()`: checkpoint-loading backbones must not read their files."""
+    return _EMPTY_WEIGHTS.get()
 
 
 class Backbone(nn.Module):

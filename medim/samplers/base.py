@@ -11,7 +11,7 @@ applied here, once, by `medim.samplers.logits.process_logits`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -36,6 +36,11 @@ class SamplerParams(ComponentParams):
     temperature: float = Field(1.0, gt=0, description="softmax temperature of the token distribution")
     top_k: int | None = Field(None, gt=0, description="keep the k most likely ids per position")
     top_p: float | None = Field(None, gt=0, le=1, description="keep the smallest set of ids with this mass")
+    cfg_schedule: Literal["constant", "linear"] = Field(
+        "constant",
+        description="guidance weight over the reverse process: constant w, or MeDiM's w * (1 - t) "
+        "(no guidance at the all-masked start, full weight at the end)",
+    )
 
 
 class Sampler:
@@ -54,6 +59,10 @@ class Sampler:
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
         return torch.linspace(1.0, 0.0, num_steps + 1, device=device)
+
+    def guidance_weight(self, cfg_scale: float, t: float) -> float:
+        """Classifier-free guidance weight at time t for the base weight `cfg_scale`."""
+        return cfg_scale * (1.0 - t) if self.params.cfg_schedule == "linear" else cfg_scale
 
     def log_probs(self, logits: Tensor) -> Tensor:
         """Log-probabilities after temperature / top-k / top-p."""

@@ -10,7 +10,8 @@ Loss (MDLM SUBS, as in MeDiM): for x0 [B, L], t ~ U[t_min, 1] (stratified),
 xt = corrupt(x0, t); at every masked noisable position the cross-entropy of x0
 under logits restricted to that position's modality, weighted by
 w(t) = -alpha'(t) / (1 - alpha_t) (= 1/t, log-linear), summed and divided by the
-number of noisable positions in the batch.
+number of noisable positions in the batch (those the layout lets be scored: MeDiM's
+layout never scores report padding).
 """
 
 from __future__ import annotations
@@ -96,14 +97,18 @@ class MaskedDiffusionTask:
         """The weighted ELBO of `batch` (see the module docstring)."""
         layout = self.layout
         hidden = backbone(batch.xt, self.noise.sigma(batch.t), layout.attention_mask(batch.xt))
-        scored = (batch.xt == layout.mask_id) & batch.noisable
+        scorable = batch.noisable
+        scored_mask = layout.scored_mask(batch.x0)
+        if scored_mask is not None:
+            scorable = scorable & scored_mask
+        scored = (batch.xt == layout.mask_id) & scorable
         rows, positions = scored.nonzero(as_tuple=True)
         logits = backbone.logits(hidden[rows, layout.logit_positions(positions)][None])[0]
         logits = logits.masked_fill(~layout.allowed_vocab(positions.cpu()).to(logits.device), float("-inf"))
         targets = batch.x0[rows, positions]
         cross_entropy = F.cross_entropy(logits.float(), targets, reduction="none")
         weights = self.noise.loss_weight(batch.t)[rows]
-        loss = (weights * cross_entropy).sum() / batch.noisable.sum().clamp(min=1)
+        loss = (weights * cross_entropy).sum() / scorable.sum().clamp(min=1)
         with torch.no_grad():
             accuracy = (logits.argmax(-1) == targets).float().mean().item() if len(targets) else 0.0
             mean_ce = cross_entropy.mean().item() if len(targets) else 0.0

@@ -35,7 +35,8 @@ def denoise(
     """Generate positions `targets` [P] of `given` [B, L] (their values are ignored) from all-masked.
 
     With cfg_scale w > 0 the unconditional prediction re-masks the `conditioning`
-    positions, and logits become (1 + w) log p(x|c) - w log p(x).
+    positions, and logits become (1 + w_t) log p(x|c) - w_t log p(x), with w_t from the
+    sampler's guidance schedule.
     """
     device = given.device
     x = given.clone()
@@ -56,6 +57,6 @@ def denoise(
         logits = backbone.logits(hidden, logit_positions).float()
         logits = logits.masked_fill(~allowed, float("-inf"))
         if cfg_scale > 0:
-            logits = classifier_free_guidance(logits[:batch], logits[batch:], cfg_scale)
+            logits = classifier_free_guidance(logits[:batch], logits[batch:], sampler.guidance_weight(cfg_scale, t))
         x[:, targets] = sampler.step(logits, x[:, targets], t, s, generator).prev_sample
     return x

@@ -27,23 +27,38 @@ class TokenizerCorpus:
     identity: str
 
 
-class ImageTokenizer:
+class Tokenizer:
+    """What image and text tokenizers share: preparation (training or loading) and identity."""
+
+    modality: ClassVar[str]
+
+    def prepare(self, corpus: TokenizerCorpus | None, cache_dir: Path) -> None:
+        """Train or load whatever `encode`/`decode` need (corpus is None when `needs_corpus()` is False)."""
+
+    def needs_corpus(self) -> bool:
+        """True when `prepare` learns from the training data (so the experiment must build its dataset)."""
+        return False
+
+    def prepare_shapes(self) -> None:
+        """Set the size attributes without data or weights, for a dry run (`medim build --dry-run`).
+
+        Trainable tokenizers are prepared for real instead (their sizes depend on the
+        data); file-backed ones read only small config files, or fall back, saying so,
+        to the published shapes when the files are absent.
+        """
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this tokenizer's output (for cache keys of tokenized data)."""
+        raise NotImplementedError
+
+
+class ImageTokenizer(Tokenizer):
     """Images (uint8 [B, H, W, 3]) to codes (LongTensor [B, N]) and back."""
 
     modality: ClassVar[str] = "image"
     codebook_size: int
     tokens_per_image: int
     image_size: int
-
-    def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
-        """Train or load whatever the tokenizer needs before `encode`/`decode`."""
-
-    def prepare_shapes(self) -> None:
-        """Set the size attributes without data or weights, for a dry run (`medim build --dry-run`).
-
-        Trainable tokenizers know their sizes from params; file-backed ones read only
-        their small config files, or fall back (saying so) to the published shapes.
-        """
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """One image file's picture as this tokenizer's input, uint8 [S, S, 3] RGB (default: LANCZOS resize)."""
@@ -60,12 +75,8 @@ class ImageTokenizer:
         """uint8 images [B, H, W, 3] from codes [B, tokens_per_image]."""
         raise NotImplementedError
 
-    def identity(self) -> dict[str, Any]:
-        """What determines this tokenizer's output (for cache keys of tokenized data)."""
-        raise NotImplementedError
 
-
-class TextTokenizer:
+class TextTokenizer(Tokenizer):
     """Report strings to id lists and back; special ids are attributes."""
 
     modality: ClassVar[str] = "text"
@@ -78,22 +89,12 @@ class TextTokenizer:
     #: Added special tokens by text (MeDiM's Llama-2: {"<boi>": 32000, "<eoi>": 32001, "<eos>": 32002}).
     special_ids: dict[str, int] = {}
 
-    def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
-        """Train or load whatever the tokenizer needs before `encode`/`decode`."""
-
-    def prepare_shapes(self) -> None:
-        """Set vocab_size and the special ids without training data, for a dry run (see ImageTokenizer)."""
-
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without BOS/EOS."""
         raise NotImplementedError
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Texts from id lists; padding and special ids are dropped."""
-        raise NotImplementedError
-
-    def identity(self) -> dict[str, Any]:
-        """What determines this tokenizer's output (for cache keys of tokenized data)."""
         raise NotImplementedError
 
 

@@ -58,6 +58,26 @@ class SequenceLayout:
         """[B, L] bool of positions others may attend to, or None when all may."""
         return None
 
+    def scored_mask(self, x0: Tensor) -> Tensor | None:
+        """[B, L] bool of positions whose clean token the loss may score, or None for all of them."""
+        return None
+
+    def embedding_sources(self, checkpoint_rows: int) -> Tensor:
+        """For each of the V embedding rows, the pretrained checkpoint row it starts from, or -1 for a new row.
+
+        Default: row i comes from checkpoint row i where the checkpoint has one. The
+        text tokenizer's own ids must all exist there (they are the LLM's words);
+        added specials, the mask and image codes beyond the checkpoint are new rows.
+        """
+        needed = _pretrained_text_rows(self.text_tokenizer)
+        if checkpoint_rows < needed:
+            raise DataError(
+                f"the checkpoint's vocabulary has {checkpoint_rows} rows but the text tokenizer uses ids up to "
+                f"{needed - 1}; pick the tokenizer the checkpoint was trained with"
+            )
+        ids = torch.arange(self.vocab_size)
+        return torch.where(ids < checkpoint_rows, ids, torch.full_like(ids, -1))
+
     def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
         """Whole sequences [B, L] from codes [B, N] and packed report ids [B, T]."""
         raise NotImplementedError
@@ -73,6 +93,15 @@ class SequenceLayout:
     def texts(self, tokens: Tensor) -> list[str]:
         """Report strings read from sequences [B, L]."""
         raise NotImplementedError
+
+
+def _pretrained_text_rows(tokenizer: TextTokenizer) -> int:
+    """Number of leading text ids that are the tokenizer's own pieces (added specials at the end excluded)."""
+    rows = tokenizer.vocab_size
+    added = set(tokenizer.special_ids.values())
+    while rows - 1 in added:
+        rows -= 1
+    return rows
 
 
 @LAYOUTS.register("compact")
@@ -93,9 +122,8 @@ class CompactLayout(SequenceLayout):
         self.image_tokenizer = image_tokenizer
         self.text_tokenizer = text_tokenizer
         text_vocab = text_tokenizer.vocab_size
-        self.boi_id, self.eoi_id, self.mask_id = text_vocab, text_vocab + 1, text_vocab + 2
-        self.image_offset = text_vocab + 3
-        used = self.image_offset + image_tokenizer.codebook_size
+        self._assign_ids(text_vocab, image_tokenizer.codebook_size)
+        used = max(self.image_offset + image_tokenizer.codebook_size, self.mask_id + 1, self.eoi_id + 1)
         self.vocab_size = -(-used // params.pad_vocab_to) * params.pad_vocab_to
         n, t = image_tokenizer.tokens_per_image, params.max_text_tokens
         self.seq_len = n + t + 2
@@ -105,8 +133,13 @@ class CompactLayout(SequenceLayout):
         self.position_modality[self.image_positions] = IMAGE
         self.position_modality[self.text_positions] = TEXT
         self.vocab_masks = torch.zeros(2, self.vocab_size, dtype=torch.bool)
-        self.vocab_masks[IMAGE, self.image_offset : used] = True
+        self.vocab_masks[IMAGE, self.image_offset : self.image_offset + image_tokenizer.codebook_size] = True
         self.vocab_masks[TEXT, :text_vocab] = True
+
+    def _assign_ids(self, text_vocab: int, codebook_size: int) -> None:
+        """Set boi_id, eoi_id, mask_id and image_offset: here the three specials sit between text and image."""
+        self.boi_id, self.eoi_id, self.mask_id = text_vocab, text_vocab + 1, text_vocab + 2
+        self.image_offset = text_vocab + 3
 
     def pack_text(self, texts: list[str]) -> PackedText:
         t = self.params.max_text_tokens

@@ -54,8 +54,13 @@ class PatchKMeansTokenizer(ImageTokenizer):
     def identity(self) -> dict[str, Any]:
         return {"name": "patch_kmeans", **self.params.model_dump(), "codebook": self._codebook_hash()}
 
-    def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
+    def needs_corpus(self) -> bool:
+        return True
+
+    def prepare(self, corpus: TokenizerCorpus | None, cache_dir: Path) -> None:
         """Load the codebook cached for (params, corpus), or fit and cache it."""
+        if corpus is None:
+            raise DataError("tokenizer 'patch_kmeans' is fitted on the experiment's training images; give it a corpus")
         key = stable_hash({"params": self.params.model_dump(), "corpus": corpus.identity})
         path = Path(cache_dir) / "tokenizers" / f"patch_kmeans-{key}.safetensors"
         if path.is_file():

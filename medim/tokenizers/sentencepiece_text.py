@@ -42,7 +42,13 @@ class SentencePieceTokenizer(TextTokenizer):
     def identity(self) -> dict[str, Any]:
         return {"name": "sentencepiece", "model": stable_hash(self._model_bytes.hex())}
 
-    def prepare(self, corpus: TokenizerCorpus, cache_dir: Path) -> None:
+    def needs_corpus(self) -> bool:
+        return self.params.model_file is None
+
+    def prepare_shapes(self) -> None:
+        self.prepare(None, Path())
+
+    def prepare(self, corpus: TokenizerCorpus | None, cache_dir: Path) -> None:
         """Load `model_file`, or the model cached for (params, corpus), or train and cache one."""
         if self.params.model_file is not None:
             path = Path(self.params.model_file)
@@ -50,6 +56,8 @@ class SentencePieceTokenizer(TextTokenizer):
                 raise DataError(f"tokenizers.text.model_file {str(path)!r} does not exist")
             self._load(path.read_bytes(), str(path))
             return
+        if corpus is None:
+            raise DataError("tokenizer 'sentencepiece' without model_file is trained on the reports; give it a corpus")
         key = stable_hash({"params": self.params.model_dump(), "corpus": corpus.identity})
         path = Path(cache_dir) / "tokenizers" / f"sentencepiece-{key}.model"
         if not path.is_file():

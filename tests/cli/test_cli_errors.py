@@ -103,7 +103,7 @@ def test_info_typo_suggests(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "info", "hf_decodr")
     assert code == 2
     assert_clean_error(err)
-    assert "Did you mean hf_decoder?" in err
+    assert "Did you mean hf_decoder" in err
 
 
 def test_info_unknown_name_of_a_kind(capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,7 +167,7 @@ def test_train_unknown_component_creates_no_run_dir(
     code, out, err = run(capsys, "train", "quickstart", f"output_dir={out_dir}", "backbone=hf_decodr", "--quiet")
     assert code == 2
     assert_clean_error(err)
-    assert "Did you mean 'hf_decoder'?" in err
+    assert "Did you mean 'hf_decoder'" in err
     assert list(out_dir.iterdir()) == []
     assert list(cwd.iterdir()) == []
 

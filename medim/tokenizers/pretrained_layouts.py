@@ -1,0 +1,151 @@
+"""Layouts for pretrained LLM backbones: MeDiM's exact one, and one that reuses Liquid's image rows.
+
+`medim_paper` reproduces MeDiM's released code id for id, so its checkpoint
+loads and behaves the same (facts in ARCHITECTURE.md, "Sequence layout"):
+
+    ids:      text pieces 0..V-1 | <boi> <eoi> <eos> (added to the tokenizer) | <mask> | image code c at offset + c
+    sequence: <boi> image(N) <eoi> cond(C) text(T) <eos>
+
+`cond` is the tokenized "Image Size: Width is W Height is H." with BOS; the
+report segment is BOS + report, right-padded with id 0 (no EOS). As released,
+logits are read shifted as from an autoregressive model, text positions holding
+the padding id are hidden from attention, and padding is never scored.
+
+`liquid_native` keeps the tokenizer's ids and puts image code c at V + c, which
+for Liquid (Gemma's 256000 text ids) are exactly the rows Liquid was pretrained
+on for the same Chameleon codes; the mask and <boi>/<eoi> follow, and rows are
+padded to a multiple of 64 for speed (padding rows are never sampled: no
+position's allowed vocabulary contains them).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from medim.errors import ConfigError, DataError
+from medim.registry import LAYOUTS, ComponentParams
+from medim.tokenizers.base import ImageTokenizer, TextTokenizer
+from medim.tokenizers.layouts import FIXED, IMAGE, TEXT, CompactLayout, PackedText, SequenceLayout
+
+#: The specials MeDiM adds to its Llama-2 tokenizer, in order.
+PAPER_SPECIALS = ("<boi>", "<eoi>", "<eos>")
+
+
+@LAYOUTS.register("medim_paper")
+class MedimPaperLayout(SequenceLayout):
+    """MeDiM's released layout: `<boi> image <eoi> cond text <eos>`, shifted logits, padding hidden."""
+
+    class Params(ComponentParams):
+        max_text_tokens: int = Field(256, ge=2, description="T: report tokens, BOS included (MeDiM: 256)")
+        size_prompt: tuple[int, int] | None = Field(
+            None,
+            description="(W, H) written in the 'Image Size' prompt; null = the tokenizer's image size. "
+            "MeDiM writes each source image's original size",
+        )
+
+    def __init__(self, params: Params, *, image_tokenizer: ImageTokenizer, text_tokenizer: TextTokenizer) -> None:
+        self.params = params
+        self.image_tokenizer = image_tokenizer
+        self.text_tokenizer = text_tokenizer
+        specials = text_tokenizer.special_ids
+        missing = [s for s in PAPER_SPECIALS if s not in specials]
+        if missing or text_tokenizer.bos_id is None:
+            raise ConfigError(
+                f"layout 'medim_paper' needs a text tokenizer with a BOS id and the added specials "
+                f"{', '.join(PAPER_SPECIALS)} (as tokenizers.text 'llama2_text' adds them); this one lacks "
+                f"{', '.join(missing) or 'a BOS id'}"
+            )
+        self.boi_id, self.eoi_id, self.eos_id = (specials[s] for s in PAPER_SPECIALS)
+        text_vocab = text_tokenizer.vocab_size
+        self.mask_id = text_vocab
+        self.image_offset = text_vocab + 1
+        self.vocab_size = self.image_offset + image_tokenizer.codebook_size
+        self.cond_ids = self._size_prompt()
+        n, c, t = image_tokenizer.tokens_per_image, len(self.cond_ids), params.max_text_tokens
+        self.seq_len = n + c + t + 3
+        self.image_positions = torch.arange(1, 1 + n)
+        self.text_positions = torch.arange(n + 2 + c, n + 2 + c + t)
+        self.position_modality = torch.full((self.seq_len,), FIXED)
+        self.position_modality[self.image_positions] = IMAGE
+        self.position_modality[self.text_positions] = TEXT
+        self.vocab_masks = torch.zeros(2, self.vocab_size, dtype=torch.bool)
+        self.vocab_masks[IMAGE, self.image_offset :] = True
+        self.vocab_masks[TEXT, :text_vocab] = True
+        # shifted reading: image token p from hidden p + 1, text token p from hidden p - 1
+        self._logit_shift = torch.zeros(self.seq_len, dtype=torch.long)
+        self._logit_shift[self.image_positions] = 1
+        self._logit_shift[self.text_positions] = -1
+
+    def _size_prompt(self) -> list[int]:
+        size = self.params.size_prompt or (self.image_tokenizer.image_size, self.image_tokenizer.image_size)
+        prompt = f"Image Size: Width is {size[0]} Height is {size[1]}."
+        return [self.text_tokenizer.bos_id, *self.text_tokenizer.encode([prompt])[0]]
+
+    def logit_positions(self, targets: Tensor) -> Tensor:
+        return targets + self._logit_shift.to(targets.device)[targets]
+
+    def attention_mask(self, tokens: Tensor) -> Tensor | None:
+        hidden = torch.zeros_like(tokens, dtype=torch.bool)
+        text = self.text_positions.to(tokens.device)
+        hidden[:, text] = tokens[:, text] == self.text_tokenizer.pad_id
+        return ~hidden
+
+    def scored_mask(self, x0: Tensor) -> Tensor | None:
+        return self.attention_mask(x0)
+
+    def pack_text(self, texts: list[str]) -> PackedText:
+        t = self.params.max_text_tokens
+        tokenizer = self.text_tokenizer
+        ids = torch.full((len(texts), t), tokenizer.pad_id, dtype=torch.long)
+        truncated = 0
+        for row, piece_ids in enumerate(tokenizer.encode(list(texts))):
+            piece_ids = [tokenizer.bos_id, *piece_ids]
+            if len(piece_ids) > t:
+                truncated += 1
+                piece_ids = piece_ids[:t]
+            ids[row, : len(piece_ids)] = torch.tensor(piece_ids, dtype=torch.long)
+        return PackedText(ids, truncated)
+
+    def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
+        batch = image_codes.shape[0]
+        n, t = len(self.image_positions), len(self.text_positions)
+        if image_codes.shape != (batch, n) or text_ids.shape != (batch, t):
+            raise DataError(
+                f"layout 'medim_paper' expects image codes [B, {n}] and text ids [B, {t}], "
+                f"got {tuple(image_codes.shape)} and {tuple(text_ids.shape)}"
+            )
+        tokens = torch.empty(batch, self.seq_len, dtype=torch.long)
+        tokens[:, 0] = self.boi_id
+        tokens[:, self.image_positions] = image_codes.long() + self.image_offset
+        tokens[:, n + 1] = self.eoi_id
+        tokens[:, n + 2 : n + 2 + len(self.cond_ids)] = torch.tensor(self.cond_ids, dtype=torch.long)
+        tokens[:, self.text_positions] = text_ids.long()
+        tokens[:, -1] = self.eos_id
+        return tokens
+
+    def texts(self, tokens: Tensor) -> list[str]:
+        return self.text_tokenizer.decode(tokens[:, self.text_positions].tolist())
+
+
+@LAYOUTS.register("liquid_native")
+class LiquidNativeLayout(CompactLayout):
+    """Compact layout with Liquid's ids: image code c at V_text + c (Liquid's pretrained image rows), then the specials."""
+
+    class Params(CompactLayout.Params):
+        pad_vocab_to: int = Field(64, ge=1, description="embedding rows are padded to a multiple of this")
+
+    def _assign_ids(self, text_vocab: int, codebook_size: int) -> None:
+        self.image_offset = text_vocab
+        self.mask_id = text_vocab + codebook_size
+        self.boi_id, self.eoi_id = self.mask_id + 1, self.mask_id + 2
+
+    def embedding_sources(self, checkpoint_rows: int) -> Tensor:
+        image_end = self.image_offset + self.image_tokenizer.codebook_size
+        if checkpoint_rows < image_end:
+            raise DataError(
+                f"layout 'liquid_native' reuses the checkpoint's image rows {self.image_offset}..{image_end - 1}, "
+                f"but its vocabulary has only {checkpoint_rows} rows; use a Liquid checkpoint or layout 'medim_paper'"
+            )
+        return super().embedding_sources(checkpoint_rows)
