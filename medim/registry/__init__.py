@@ -9,8 +9,8 @@ from medim.registry.registry import DISABLE_PLUGINS_ENV, Entry, PluginProblem, R
 
 DATASETS: Registry = Registry("datasets", ["medim.data.embedded"])
 TOKENIZERS: Registry = Registry("tokenizers", ["medim.tokenizers.patch_kmeans", "medim.tokenizers.sentencepiece_text"])
-LAYOUTS: Registry = Registry("layouts", ["medim.tokenizers.layouts"])
-BACKBONES: Registry = Registry("backbones", ["medim.backbones.hf_decoder"])
+LAYOUTS: Registry = Registry("layouts", ["medim.tokenizers.layouts", "medim.tokenizers.pretrained_layouts"])
+BACKBONES: Registry = Registry("backbones", ["medim.backbones.hf_decoder", "medim.backbones.pretrained"])
 NOISE: Registry = Registry("noise", ["medim.noise.loglinear"])
 SAMPLERS: Registry = Registry("samplers", ["medim.samplers.maskgit", "medim.samplers.ancestral"])
 TASKS: Registry = Registry("tasks", ["medim.tasks.text_to_image", "medim.tasks.image_to_text", "medim.tasks.joint", "medim.tasks.multitask"])
