@@ -145,6 +145,24 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_build(args: argparse.Namespace) -> None:
+    from medim.backbones.parameters import parameter_table
+    from medim.config import load_experiment
+    from medim.experiment import build_experiment
+
+    experiment = build_experiment(load_experiment(args.experiment, args.overrides), data=False, dry_run=args.dry_run)
+    layout = experiment.layout
+    backbone = experiment.build_backbone(empty=args.dry_run)
+    mode = "dry run: parameters on the meta device, no weights read" if args.dry_run else "weights loaded"
+    print(f"experiment {experiment.config.name} ({mode})")
+    print(
+        f"layout {experiment.config.layout['name']}: {layout.vocab_size} vocabulary rows, sequence length "
+        f"{layout.seq_len} ({len(layout.image_positions)} image + {len(layout.text_positions)} text positions)"
+    )
+    print(f"backbone {experiment.config.backbone['name']}:")
+    print(parameter_table(backbone))
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from medim.config import load_experiment
     from medim.training.trainer import train
@@ -206,14 +224,29 @@ def _parser() -> argparse.ArgumentParser:
     _experiment_args(p)
     p.set_defaults(handler=_cmd_prepare)
 
+    p = commands.add_parser("build", help="build an experiment's model and print its parameter counts")
+    _experiment_args(p)
+    p.add_argument(
+        "--dry-run", action="store_true",
+        help="parameters on the meta device and no weights read (real size, instantly; published shapes for absent files)",
+    )
+    p.set_defaults(handler=_cmd_build)
+
     p = commands.add_parser("train", help="train an experiment")
     _experiment_args(p)
     p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cmd_train)
 
-    p = commands.add_parser("generate", help="generate from a trained run: images from a report, a report from an image, or pairs")
-    p.add_argument("run_dir", type=Path)
+    p = commands.add_parser(
+        "generate",
+        help="generate from a trained run (or MeDiM's released checkpoint): images from a report, a report from an image, or pairs",
+    )
+    p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (or use --checkpoint)")
+    p.add_argument("--checkpoint", type=Path, help="MeDiM's released checkpoint folder (accelerate save_state output)")
+    p.add_argument("--experiment", default="paper/medim", help="with --checkpoint: the experiment naming tokenizers and layout")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="with --checkpoint: config override (repeatable)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--report", help="report text to draw images from")
     source.add_argument("--report-file", type=Path, help="text file holding a report to draw images from")
@@ -223,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="sampler steps (default: the run's eval.num_steps)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight (default: the run's eval.cfg_scale)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/generated)")
+    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/generated, or ./generated with --checkpoint)")
     p.set_defaults(handler=_cmd_generate)
 
     p = commands.add_parser("eval", help="score a trained run on the held-out split (writes eval/metrics.json and galleries)")

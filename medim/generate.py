@@ -11,21 +11,28 @@ from PIL import Image, UnidentifiedImageError
 
 from medim.errors import DataError
 from medim.io import atomic_write, atomic_write_text
-from medim.runs import load_run
+from medim.runs import load_run, open_release
+from medim.tokenizers.base import ImageTokenizer
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
-    """An image file as uint8 [size, size, 3] RGB (resized if needed), with a clear error if unreadable."""
+def read_image(path: Path, tokenizer: ImageTokenizer) -> np.ndarray:
+    """An image file as the tokenizer's input (its own preprocessing), with a clear error if unreadable."""
     if not path.is_file():
         raise DataError(f"image file {str(path)!r} does not exist")
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.Resampling.LANCZOS)
-            return np.asarray(image, dtype=np.uint8).copy()
+            return tokenizer.preprocess(image)
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"cannot read image {str(path)!r}: {exc} (give a PNG or JPEG file)") from None
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' (CUDA when present), 'cpu' or 'cuda', with a clear error when CUDA is asked for but absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DataError("--device cuda: no CUDA device is available here; use --device cpu")
+    return torch.device(name)
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:
@@ -43,13 +50,21 @@ def generate_from_cli(args: argparse.Namespace) -> list[Path]:
     if args.num < 1 or (args.pairs is not None and args.pairs < 1):
         raise DataError("--num and --pairs must be at least 1")
     image = None
-    experiment, backbone = load_run(args.run_dir)
+    if (args.run_dir is None) == (args.checkpoint is None):
+        raise DataError("give a run directory or --checkpoint DIR (MeDiM's released weights), not both or neither")
+    device = pick_device(args.device)
+    if args.checkpoint is not None:
+        experiment, backbone = open_release(args.checkpoint, args.experiment, args.set or [])
+        out = args.out or Path("generated")
+    else:
+        experiment, backbone = load_run(args.run_dir)
+        out = args.out or Path(args.run_dir) / "generated"
+    backbone.to(device)
     if args.image is not None:  # read before generating, so a bad file fails fast
-        image = read_image(args.image, experiment.image_tokenizer.image_size)
-    out = args.out or Path(args.run_dir) / "generated"
+        image = read_image(args.image, experiment.image_tokenizer)
     steps = args.steps or experiment.config.eval.num_steps
     cfg = experiment.config.eval.cfg_scale if args.cfg is None else args.cfg
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
     sampler = experiment.sampler
     written: list[Path] = []
     if report is not None:

@@ -1,13 +1,17 @@
-"""Opening a trained run directory: its resolved config, components and latest weights."""
+"""Opening trained weights for generation: a medim run directory, or MeDiM's released checkpoint."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from medim.backbones.base import Backbone
-from medim.config import validate_experiment
+from medim.backbones.denoiser import DecoderDenoiser
+from medim.backbones.medim_release import load_release, read_release, release_num_layers
+from medim.config import load_experiment, validate_experiment
 from medim.config.loading import read_yaml
-from medim.errors import DataError
+from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
 from medim.training.checkpoints import latest_checkpoint, load_model_weights
 
@@ -26,3 +30,23 @@ def load_run(run_dir: str | Path, progress: bool = False) -> tuple[Experiment, B
     backbone = experiment.build_backbone()
     load_model_weights(backbone, checkpoint)
     return experiment, backbone.eval()
+
+
+def open_release(
+    checkpoint_dir: str | Path, experiment: str = "paper/medim", overrides: Sequence[str] = ()
+) -> tuple[Experiment, Backbone]:
+    """MeDiM's released checkpoint in the backbone of `experiment` (default: the paper's), in eval mode.
+
+    The number of layers is read from the checkpoint; the layout and tokenizers come
+    from the experiment (their files are named there or in `overrides`). No dataset is built.
+    """
+    state = read_release(checkpoint_dir)
+    config = load_experiment(experiment, [*overrides, f"backbone.num_layers={release_num_layers(state)}"])
+    built = build_experiment(config, progress=False, data=False)
+    backbone = built.build_backbone(empty=True)
+    if not isinstance(backbone, DecoderDenoiser):
+        raise ConfigError(
+            f"MeDiM's released checkpoint needs a decoder backbone such as 'liquid', not {config.backbone['name']!r}"
+        )
+    load_release(backbone, state)
+    return built, backbone.eval()

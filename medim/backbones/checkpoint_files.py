@@ -11,6 +11,7 @@ never opened. `read_keys` records what was read.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,14 @@ class CheckpointFiles:
             self.config: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise DataError(f"{config_path} is not valid JSON: {exc}") from None
+        self.where = where
         self.read_keys: set[str] = set()
         self._open: dict[Path, Any] = {}
-        self.weight_map = self._weight_map(where)
+
+    @cached_property
+    def weight_map(self) -> dict[str, Path]:
+        """Tensor name -> file holding it (found on first use, so a config-only folder serves dry runs)."""
+        return self._weight_map(self.where)
 
     def _listing(self) -> str:
         names = sorted(p.name for p in self.directory.iterdir())
