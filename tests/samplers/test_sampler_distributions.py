@@ -153,3 +153,9 @@ def test_top_k_and_top_p_truncate_as_defined() -> None:
     assert torch.isfinite(kept[0, :2]).all() and torch.isneginf(kept[0, 2:]).all()
     torch.testing.assert_close(kept[0, :2].exp(), torch.tensor([0.5 / 0.8, 0.3 / 0.8]))
     torch.testing.assert_close(process_logits(logits, temperature=0.5).exp(), (2 * logits).softmax(-1))
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [("constant", [5.0, 5.0, 5.0]), ("linear", [0.0, 2.5, 5.0])])
+def test_guidance_schedule_weights(schedule: str, expected: list[float]) -> None:
+    sampler = SAMPLERS.build({"name": "maskgit", "cfg_schedule": schedule}, mask_id=3, noise=NOISE.build({"name": "loglinear"}))
+    assert [sampler.guidance_weight(5.0, t) for t in (1.0, 0.5, 0.0)] == expected
