@@ -8,7 +8,15 @@ from medim.registry.params import ComponentParams, describe_validation_error
 from medim.registry.registry import DISABLE_PLUGINS_ENV, Entry, PluginProblem, Registry
 
 DATASETS: Registry = Registry("datasets", ["medim.data.embedded"])
-TOKENIZERS: Registry = Registry("tokenizers", ["medim.tokenizers.patch_kmeans", "medim.tokenizers.sentencepiece_text"])
+TOKENIZERS: Registry = Registry(
+    "tokenizers",
+    [
+        "medim.tokenizers.patch_kmeans",
+        "medim.tokenizers.sentencepiece_text",
+        "medim.tokenizers.chameleon_vqgan",
+        "medim.tokenizers.pretrained_text",
+    ],
+)
 LAYOUTS: Registry = Registry("layouts", ["medim.tokenizers.layouts", "medim.tokenizers.pretrained_layouts"])
 BACKBONES: Registry = Registry("backbones", ["medim.backbones.hf_decoder", "medim.backbones.pretrained"])
 NOISE: Registry = Registry("noise", ["medim.noise.loglinear"])

@@ -18,6 +18,10 @@ from PIL import Image
 from torch import Tensor
 
 
+class TokenizerNotLoaded(RuntimeError):
+    """`encode`/`decode` called before `prepare`, or after a dry run's `prepare_shapes` found no files."""
+
+
 @dataclass(frozen=True)
 class TokenizerCorpus:
     """Training material for tokenizers: uint8 images [N, H, W, 3], report texts, and an identity."""

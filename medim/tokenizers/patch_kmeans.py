@@ -22,7 +22,7 @@ from torch import Tensor
 from medim.errors import DataError
 from medim.io import atomic_write, atomic_write_json, stable_hash
 from medim.registry import TOKENIZERS, ComponentParams
-from medim.tokenizers.base import ImageTokenizer, TokenizerCorpus, as_uint8_batch
+from medim.tokenizers.base import ImageTokenizer, TokenizerCorpus, TokenizerNotLoaded, as_uint8_batch
 
 
 @TOKENIZERS.register("patch_kmeans")
@@ -124,7 +124,7 @@ class PatchKMeansTokenizer(ImageTokenizer):
 
     def _require_codebook(self) -> Tensor:
         if self.codebook is None:
-            raise RuntimeError("patch_kmeans has no codebook yet: call prepare() (or fit()) first")
+            raise TokenizerNotLoaded("patch_kmeans has no codebook yet: call prepare() (or fit()) first")
         return self.codebook
 
     def _codebook_hash(self) -> str | None:

@@ -20,17 +20,21 @@ position's allowed vocabulary contains them).
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from medim.errors import ConfigError, DataError
 from medim.registry import LAYOUTS, ComponentParams
-from medim.tokenizers.base import ImageTokenizer, TextTokenizer
+from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerNotLoaded
 from medim.tokenizers.layouts import FIXED, IMAGE, TEXT, CompactLayout, PackedText, SequenceLayout
 
 #: The specials MeDiM adds to its Llama-2 tokenizer, in order.
 PAPER_SPECIALS = ("<boi>", "<eoi>", "<eos>")
+#: Length of BOS + Llama-2's tokens of "Image Size: Width is 512 Height is 512." (digits are single pieces).
+DRY_RUN_SIZE_PROMPT_TOKENS = 17
 
 
 @LAYOUTS.register("medim_paper")
@@ -81,7 +85,16 @@ class MedimPaperLayout(SequenceLayout):
     def _size_prompt(self) -> list[int]:
         size = self.params.size_prompt or (self.image_tokenizer.image_size, self.image_tokenizer.image_size)
         prompt = f"Image Size: Width is {size[0]} Height is {size[1]}."
-        return [self.text_tokenizer.bos_id, *self.text_tokenizer.encode([prompt])[0]]
+        bos = self.text_tokenizer.bos_id
+        try:
+            return [bos, *self.text_tokenizer.encode([prompt])[0]]
+        except TokenizerNotLoaded:  # a dry run without the tokenizer's files: only the length matters
+            print(
+                f"layout medim_paper: no text tokenizer files (dry run); assuming the size prompt is "
+                f"{DRY_RUN_SIZE_PROMPT_TOKENS} tokens as with Llama-2",
+                file=sys.stderr,
+            )
+            return [bos] * DRY_RUN_SIZE_PROMPT_TOKENS
 
     def logit_positions(self, targets: Tensor) -> Tensor:
         return targets + self._logit_shift.to(targets.device)[targets]

@@ -17,7 +17,7 @@ from pydantic import Field
 from medim.errors import DataError
 from medim.io import atomic_write, atomic_write_json, stable_hash
 from medim.registry import TOKENIZERS, ComponentParams
-from medim.tokenizers.base import TextTokenizer, TokenizerCorpus
+from medim.tokenizers.base import TextTokenizer, TokenizerCorpus, TokenizerNotLoaded
 
 
 @TOKENIZERS.register("sentencepiece")
@@ -103,7 +103,7 @@ class SentencePieceTokenizer(TextTokenizer):
     @property
     def processor(self) -> spm.SentencePieceProcessor:
         if self._processor is None:
-            raise RuntimeError("sentencepiece tokenizer is not prepared: call prepare() first")
+            raise TokenizerNotLoaded("sentencepiece tokenizer is not prepared: call prepare() first")
         return self._processor
 
     @property

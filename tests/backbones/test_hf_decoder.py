@@ -130,3 +130,23 @@ def test_inconsistent_params_are_refused(overrides: dict, match: str) -> None:
 
     with pytest.raises(RegistryError, match=match):
         BACKBONES.validate({**SMALL, **overrides}, where="backbone")
+
+
+@pytest.mark.parametrize(("bidirectional", "padded", "expected"), [
+    (True, False, None), (True, True, (2, 1, 1, 12)), (False, False, None), (False, True, (2, 1, 12, 12)),
+])
+def test_sdpa_gets_no_square_mask_unless_causal_with_padding(monkeypatch, bidirectional, padded, expected) -> None:
+    """Full attention passes no mask (Flash-eligible), padding a broadcast [B,1,1,L] one; only causal+padding is L x L."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None, **kwargs):
+        seen.append((None if attn_mask is None else tuple(attn_mask.shape), kwargs.get("is_causal")))
+        return sdpa(query, key, value, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    padding = torch.ones(2, 12, dtype=torch.bool)
+    padding[1, -4:] = False
+    build(bidirectional=bidirectional)(tokens(), torch.zeros(2), padding if padded else None)
+    assert seen and all(shape == expected for shape, _ in seen)
+    assert all(causal == (not bidirectional and not padded) for _, causal in seen)

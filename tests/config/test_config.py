@@ -291,13 +291,13 @@ def test_component_block_without_name() -> None:
 
 def test_image_tokenizer_as_text_tokenizer_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"tokenizers\.text names 'patch_kmeans', which tokenizes images, not texts; "
-                       r"choose one of: sentencepiece"):
+                       r"choose one of: gemma_text, llama2_text, sentencepiece"):
         load_experiment("quickstart", ["tokenizers.text=patch_kmeans"])
 
 
 def test_text_tokenizer_as_image_tokenizer_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"tokenizers\.image names 'sentencepiece', which tokenizes texts, not images; "
-                       r"choose one of: patch_kmeans"):
+                       r"choose one of: chameleon_vqgan, patch_kmeans"):
         load_experiment("quickstart", ["tokenizers.image=sentencepiece"])
 
 
