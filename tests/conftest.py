@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from safetensors.torch import save_file
+from transformers import GemmaConfig, GemmaForCausalLM
 
 from medim.io import CACHE_ENV
 from medim.registry import LAYOUTS, NOISE, TOKENIZERS
@@ -147,3 +149,41 @@ def tiny_vqgan_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     config.write_text(yaml.safe_dump(chameleon_yaml(TINY_VQGAN)))
     torch.manual_seed(0)
     return config, lightning_checkpoint(folder / "vqgan.ckpt", VQModel(TINY_VQGAN).state_dict())
+
+
+RELEASE_HIDDEN, RELEASE_LAYERS = 32, 2
+
+
+def tiny_liquid_config(num_layers: int = 4) -> GemmaConfig:
+    """The tiny 'Liquid config it was trained from' (more layers than the release keeps, as Liquid's 28 > 10)."""
+    return GemmaConfig(
+        vocab_size=264, hidden_size=RELEASE_HIDDEN, intermediate_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
+        num_key_value_heads=4, head_dim=8, max_position_embeddings=128, tie_word_embeddings=True, pad_token_id=0,
+    )
+
+
+def fabricate_medim_release(directory: Path, *, vocab_size: int, prefix: str = "", seed: int = 0) -> dict[str, torch.Tensor]:
+    """A MeDiM-style save_state folder: the modified GemmaForCausalLM's weights, lm_head dropped as tied.
+
+    Same key names and structure as the released checkpoint (hidden 32, 2 layers, `vocab_size` rows).
+    """
+    torch.manual_seed(seed)
+    config = tiny_liquid_config(RELEASE_LAYERS)
+    config.vocab_size = vocab_size
+    model = GemmaForCausalLM(config)
+    state = {k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    for i in range(RELEASE_LAYERS):
+        state[f"model.layers.{i}.adaLN_modulation.weight"] = torch.randn(6 * RELEASE_HIDDEN, RELEASE_HIDDEN) * 0.05
+        state[f"model.layers.{i}.adaLN_modulation.bias"] = torch.randn(6 * RELEASE_HIDDEN) * 0.05
+        state[f"model.layers.{i}.input_layernorm.weight"] = torch.randn(RELEASE_HIDDEN) * 0.3
+    state["model.time_embedder.mlp.0.weight"] = torch.randn(RELEASE_HIDDEN, 256) * 0.05
+    state["model.time_embedder.mlp.0.bias"] = torch.randn(RELEASE_HIDDEN) * 0.05
+    state["model.time_embedder.mlp.2.weight"] = torch.randn(RELEASE_HIDDEN, RELEASE_HIDDEN) * 0.05
+    state["model.time_embedder.mlp.2.bias"] = torch.randn(RELEASE_HIDDEN) * 0.05
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    optimizer = torch.optim.AdamW(model.parameters())
+    torch.save(optimizer.state_dict(), directory / "optimizer.bin")
+    torch.save({"last_epoch": 0}, directory / "scheduler.bin")
+    torch.save({"step": 0}, directory / "random_states_0.pkl")
+    return state

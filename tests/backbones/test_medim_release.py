@@ -13,55 +13,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import RELEASE_HIDDEN as HIDDEN
+from conftest import RELEASE_LAYERS as LAYERS
+from conftest import fabricate_medim_release, tiny_liquid_config
 from safetensors.torch import save_file
-from transformers import GemmaConfig, GemmaForCausalLM
+from transformers import GemmaForCausalLM
 
 from medim.backbones.base import empty_weights
 from medim.backbones.medim_release import load_release, read_release, release_num_layers
 from medim.errors import ConfigError, DataError
 from medim.registry import BACKBONES
 
-HIDDEN, LAYERS, VOCAB = 32, 2, 120
+VOCAB = 120
 SWITCHES = {"adaln_gate": "raw", "adaln_init": "normal", "bidirectional": True, "timestep_embedding": True, "adaln": True}
-
-
-def liquid_config(num_layers: int = 4) -> GemmaConfig:
-    """The tiny 'Liquid config it was trained from' (more layers than the release keeps, as Liquid's 28 > 10)."""
-    return GemmaConfig(
-        vocab_size=264, hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
-        num_key_value_heads=4, head_dim=8, max_position_embeddings=128, tie_word_embeddings=True, pad_token_id=0,
-    )
-
-
-def fabricate_release(directory: Path, *, prefix: str = "", seed: int = 0) -> dict[str, torch.Tensor]:
-    """A MeDiM-style save_state folder: the modified GemmaForCausalLM's weights, lm_head dropped as tied."""
-    torch.manual_seed(seed)
-    config = liquid_config(LAYERS)
-    config.vocab_size = VOCAB
-    model = GemmaForCausalLM(config)
-    state = {k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    for i in range(LAYERS):
-        state[f"model.layers.{i}.adaLN_modulation.weight"] = torch.randn(6 * HIDDEN, HIDDEN) * 0.05
-        state[f"model.layers.{i}.adaLN_modulation.bias"] = torch.randn(6 * HIDDEN) * 0.05
-        state[f"model.layers.{i}.input_layernorm.weight"] = torch.randn(HIDDEN) * 0.3
-    state["model.time_embedder.mlp.0.weight"] = torch.randn(HIDDEN, 256) * 0.05
-    state["model.time_embedder.mlp.0.bias"] = torch.randn(HIDDEN) * 0.05
-    state["model.time_embedder.mlp.2.weight"] = torch.randn(HIDDEN, HIDDEN) * 0.05
-    state["model.time_embedder.mlp.2.bias"] = torch.randn(HIDDEN) * 0.05
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    optimizer = torch.optim.AdamW(model.parameters())
-    torch.save(optimizer.state_dict(), directory / "optimizer.bin")
-    torch.save({"last_epoch": 0}, directory / "scheduler.bin")
-    torch.save({"step": 0}, directory / "random_states_0.pkl")
-    return state
 
 
 @pytest.fixture()
 def liquid_dir(tmp_path: Path) -> Path:
     """A folder holding only Liquid's config.json (no weights are needed to load a release)."""
     directory = tmp_path / "Liquid_tiny"
-    liquid_config().save_pretrained(directory)
+    tiny_liquid_config().save_pretrained(directory)
     return directory
 
 
@@ -76,7 +47,7 @@ def released_backbone(liquid_dir: Path, release: Path, **switches):
 
 def reference_forward(state: dict[str, torch.Tensor], tokens: torch.Tensor, sigma: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
     """MeDiM's modified Gemma, written out: sinusoid -> MLP -> per-layer AdaLN with raw gates; final norm."""
-    config = liquid_config(LAYERS)
+    config = tiny_liquid_config(LAYERS)
     config.vocab_size = VOCAB
     config._attn_implementation = "eager"
     gemma = GemmaForCausalLM(config).eval()
@@ -105,7 +76,7 @@ def reference_forward(state: dict[str, torch.Tensor], tokens: torch.Tensor, sigm
 
 @pytest.mark.parametrize("prefix", ["", "_orig_mod."])
 def test_released_weights_compute_medims_arithmetic(tmp_path: Path, liquid_dir: Path, prefix: str) -> None:
-    state = fabricate_release(tmp_path / "release", prefix=prefix)
+    state = fabricate_medim_release(tmp_path / "release", vocab_size=VOCAB, prefix=prefix)
     backbone = released_backbone(liquid_dir, tmp_path / "release")
     assert len(backbone.model.layers) == LAYERS  # read from the checkpoint, not the 4-layer Liquid config
     tokens = torch.randint(1, VOCAB, (2, 12), generator=torch.Generator().manual_seed(3))
@@ -120,7 +91,7 @@ def test_released_weights_compute_medims_arithmetic(tmp_path: Path, liquid_dir: 
 
 
 def test_the_zero_init_identity_gate_is_refused_for_released_weights(tmp_path: Path, liquid_dir: Path) -> None:
-    fabricate_release(tmp_path / "release")
+    fabricate_medim_release(tmp_path / "release", vocab_size=VOCAB)
     with pytest.raises(ConfigError, match="raw AdaLN gate: set backbone.adaln_gate: raw"):
         released_backbone(liquid_dir, tmp_path / "release", adaln_gate="one_plus")
     with pytest.raises(ConfigError, match="set backbone.adaln: true"):
@@ -128,7 +99,7 @@ def test_the_zero_init_identity_gate_is_refused_for_released_weights(tmp_path: P
 
 
 def test_a_renamed_or_missing_key_is_named(tmp_path: Path, liquid_dir: Path) -> None:
-    state = fabricate_release(tmp_path / "release")
+    state = fabricate_medim_release(tmp_path / "release", vocab_size=VOCAB)
     state["model.layers.0.mlp.gate_projection.weight"] = state.pop("model.layers.0.mlp.gate_proj.weight")
     save_file(state, str(tmp_path / "release" / "model.safetensors"))
     with pytest.raises(DataError, match=r"missing: model\.layers\.0\.mlp\.gate_proj\.weight.*unexpected: model\.layers\.0\.mlp\.gate_projection\.weight"):

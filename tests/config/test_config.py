@@ -371,3 +371,9 @@ def test_resolved_config_is_frozen() -> None:
     config = load_experiment("quickstart")
     with pytest.raises(ValidationError, match="frozen"):
         config.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", [n for n in list_experiments() if n != "base"])
+def test_every_bundled_experiment_validates(name: str) -> None:
+    config = load_experiment(name)
+    assert config.name and config.backbone["name"] and config.layout["name"]

@@ -1,0 +1,80 @@
+"""`medim generate --checkpoint`: MeDiM's released checkpoint format, fabricated at tiny size, through the CLI.
+
+Everything a user with the real files would name is built here in the real formats: the release
+folder (save_state layout and key names), Liquid's config.json, a Llama-2-style tokenizer.model
+and a Chameleon-style vqgan.yaml + vqgan.ckpt. The experiment is the bundled `paper/medim`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import fabricate_medim_release, tiny_liquid_config
+from PIL import Image
+
+from medim.cli import main
+from medim.registry import LAYOUTS, TOKENIZERS
+
+TEXT_TOKENS = 16
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path, tiny_vqgan_files) -> dict:
+    vqgan_yaml, vqgan_ckpt = tiny_vqgan_files
+    settings = [
+        f"tokenizers.text.path={llama_tokenizer_dir}",
+        f"tokenizers.image.config={vqgan_yaml}",
+        f"tokenizers.image.checkpoint={vqgan_ckpt}",
+        f"layout.max_text_tokens={TEXT_TOKENS}",
+        "backbone.dtype=float32",
+    ]
+    text = TOKENIZERS.build({"name": "llama2_text", "path": str(llama_tokenizer_dir)})
+    image = TOKENIZERS.build({"name": "chameleon_vqgan", "config": str(vqgan_yaml), "checkpoint": str(vqgan_ckpt)})
+    text.prepare(None, llama_tokenizer_dir)
+    image.prepare(None, vqgan_yaml.parent)
+    layout = LAYOUTS.build({"name": "medim_paper", "max_text_tokens": TEXT_TOKENS}, image_tokenizer=image, text_tokenizer=text)
+    root = tmp_path_factory.mktemp("medim_release")
+    fabricate_medim_release(root / "checkpoint_510000", vocab_size=layout.vocab_size)
+    tiny_liquid_config().save_pretrained(root / "Liquid_tiny")  # the config it was trained from; no weights needed
+    args = ["--checkpoint", str(root / "checkpoint_510000"), "--steps", "4", "--device", "cpu"]
+    args += [f"--set={s}" for s in [*settings, f"backbone.checkpoint={root / 'Liquid_tiny'}"]]
+    return {"args": args, "layout": layout, "image_size": image.image_size}
+
+
+def test_text_to_image_from_the_released_checkpoint(release: dict, tmp_path: Path) -> None:
+    code = main(["generate", *release["args"], "--report", "The heart is enlarged.", "--num", "2", "--out", str(tmp_path)])
+    assert code == 0
+    images = sorted(tmp_path.glob("image_*.png"))
+    assert len(images) == 2
+    size = release["image_size"]
+    assert all(np.asarray(Image.open(p)).shape == (size, size, 3) for p in images)
+
+
+def test_image_to_text_from_the_released_checkpoint(release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "xray.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30), dtype=np.uint8), mode="L").save(source)
+    assert main(["generate", *release["args"], "--image", str(source), "--out", str(tmp_path / "out")]) == 0
+    reports = list((tmp_path / "out").glob("report_*.txt"))
+    assert len(reports) == 1 and "report_000.txt:" in capsys.readouterr().out
+
+
+def test_joint_pairs_from_the_released_checkpoint(release: dict, tmp_path: Path) -> None:
+    assert main(["generate", *release["args"], "--pairs", "2", "--out", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("pair_*.png"))) == 2 and len(list(tmp_path.glob("pair_*.txt"))) == 2
+
+
+def test_a_release_that_does_not_fit_the_layout_is_a_clear_error(release: dict, tmp_path: Path, capsys) -> None:
+    fabricate_medim_release(tmp_path / "wrong", vocab_size=release["layout"].vocab_size + 5)
+    args = list(release["args"])
+    args[args.index("--checkpoint") + 1] = str(tmp_path / "wrong")
+    assert main(["generate", *args, "--pairs", "1", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "shape (checkpoint vs model): model.embed_tokens.weight" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_dir_and_checkpoint_are_exclusive(release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", str(tmp_path), *release["args"], "--pairs", "1"]) == 2
+    assert "not both or neither" in capsys.readouterr().err
