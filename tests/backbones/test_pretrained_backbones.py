@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    GemmaConfig,
+    GemmaForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from medim.backbones.base import empty_weights
 from medim.backbones.checkpoint_files import CheckpointFiles
@@ -38,11 +48,20 @@ def _llama(tied: bool = False) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
+def _other(config_cls, model_cls) -> torch.nn.Module:
+    """Qwen2 (attention biases) or Mistral, to show `hf_checkpoint` takes other decoders of the same shape."""
+    config = config_cls(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
+    )
+    return model_cls(config)
+
+
 def save(model: torch.nn.Module, directory: Path, *, shard: str = "8KB", safetensors: bool = True) -> Path:
     torch.manual_seed(1)
-    with torch.no_grad():  # random norms, so a wrongly loaded norm weight shows
+    with torch.no_grad():  # random norms and biases, so a wrongly loaded one shows
         for name, parameter in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name or name.endswith(".bias"):
                 parameter.normal_(0, 0.3)
     model.save_pretrained(directory, max_shard_size=shard, safe_serialization=safetensors)
     return directory
@@ -58,6 +77,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "gemma_single": save(_gemma(), root / "gemma_single", shard="10GB"),
         "llama": save(_llama(), root / "llama"),
         "llama_tied": save(_llama(tied=True), root / "llama_tied", shard="10GB"),
+        "qwen2": save(_other(Qwen2Config, Qwen2ForCausalLM), root / "qwen2", shard="10GB"),
+        "mistral": save(_other(MistralConfig, MistralForCausalLM), root / "mistral", shard="10GB"),
     }
 
 
@@ -78,7 +99,8 @@ def our_logits(backbone, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("name", "key"),
     [("liquid", "gemma"), ("liquid", "gemma_bin"), ("liquid", "gemma_single"), ("llama", "llama"),
-     ("llama", "llama_tied"), ("hf_checkpoint", "gemma"), ("hf_checkpoint", "llama")],
+     ("llama", "llama_tied"), ("hf_checkpoint", "gemma"), ("hf_checkpoint", "llama"), ("hf_checkpoint", "qwen2"),
+     ("hf_checkpoint", "mistral")],
 )
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_switches_off_give_the_plain_transformers_logits(checkpoints, name: str, key: str, attention: str) -> None:
