@@ -82,6 +82,33 @@ class SequenceLayout:
         """Whole sequences [B, L] from codes [B, N] and packed report ids [B, T]."""
         raise NotImplementedError
 
+    def _place(self, image_codes: Tensor, text_ids: Tensor, name: str) -> Tensor:
+        """Sequences [B, L] holding the image codes (as ids) and report ids; fixed positions left for the caller."""
+        batch = image_codes.shape[0]
+        n, t = len(self.image_positions), len(self.text_positions)
+        if image_codes.shape != (batch, n) or text_ids.shape != (batch, t):
+            raise DataError(
+                f"layout {name!r} expects image codes [B, {n}] and text ids [B, {t}], "
+                f"got {tuple(image_codes.shape)} and {tuple(text_ids.shape)}"
+            )
+        tokens = torch.empty(batch, self.seq_len, dtype=torch.long)
+        tokens[:, self.image_positions] = image_codes.long() + self.image_offset
+        tokens[:, self.text_positions] = text_ids.long()
+        return tokens
+
+    def _segments(self, texts: list[str], framing: tuple[list[int], list[int]]) -> PackedText:
+        """Reports as `prefix + ids + suffix` cut to T (the suffix kept), right-padded with the pad id."""
+        t = len(self.text_positions)
+        prefix, suffix = framing
+        room = t - len(prefix) - len(suffix)
+        ids = torch.full((len(texts), t), self.text_tokenizer.pad_id, dtype=torch.long)
+        truncated = 0
+        for row, piece_ids in enumerate(self.text_tokenizer.encode(list(texts))):
+            truncated += len(piece_ids) > room
+            segment = [*prefix, *piece_ids[:room], *suffix]
+            ids[row, : len(segment)] = torch.tensor(segment, dtype=torch.long)
+        return PackedText(ids, truncated)
+
     def pack_text(self, texts: list[str]) -> PackedText:
         """Tokenize reports into the layout's fixed-length text segment."""
         raise NotImplementedError
@@ -142,31 +169,12 @@ class CompactLayout(SequenceLayout):
         self.image_offset = text_vocab + 3
 
     def pack_text(self, texts: list[str]) -> PackedText:
-        t = self.params.max_text_tokens
-        tokenizer = self.text_tokenizer
-        ids = torch.full((len(texts), t), tokenizer.pad_id, dtype=torch.long)
-        truncated = 0
-        for row, piece_ids in enumerate(tokenizer.encode(list(texts))):
-            if len(piece_ids) > t - 1:
-                truncated += 1
-                piece_ids = piece_ids[: t - 1]
-            ids[row, : len(piece_ids)] = torch.tensor(piece_ids, dtype=torch.long)
-            ids[row, len(piece_ids)] = tokenizer.eos_id
-        return PackedText(ids, truncated)
+        return self._segments(texts, ([], [self.text_tokenizer.eos_id]))
 
     def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
-        batch = image_codes.shape[0]
-        n, t = len(self.image_positions), len(self.text_positions)
-        if image_codes.shape != (batch, n) or text_ids.shape != (batch, t):
-            raise DataError(
-                f"layout 'compact' expects image codes [B, {n}] and text ids [B, {t}], "
-                f"got {tuple(image_codes.shape)} and {tuple(text_ids.shape)}"
-            )
-        tokens = torch.empty(batch, self.seq_len, dtype=torch.long)
+        tokens = self._place(image_codes, text_ids, "compact")
         tokens[:, 0] = self.boi_id
-        tokens[:, self.image_positions] = image_codes.long() + self.image_offset
-        tokens[:, n + 1] = self.eoi_id
-        tokens[:, self.text_positions] = text_ids.long()
+        tokens[:, len(self.image_positions) + 1] = self.eoi_id
         return tokens
 
     def texts(self, tokens: Tensor) -> list[str]:

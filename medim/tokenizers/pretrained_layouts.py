@@ -109,32 +109,14 @@ class MedimPaperLayout(SequenceLayout):
         return self.attention_mask(x0)
 
     def pack_text(self, texts: list[str]) -> PackedText:
-        t = self.params.max_text_tokens
-        tokenizer = self.text_tokenizer
-        ids = torch.full((len(texts), t), tokenizer.pad_id, dtype=torch.long)
-        truncated = 0
-        for row, piece_ids in enumerate(tokenizer.encode(list(texts))):
-            piece_ids = [tokenizer.bos_id, *piece_ids]
-            if len(piece_ids) > t:
-                truncated += 1
-                piece_ids = piece_ids[:t]
-            ids[row, : len(piece_ids)] = torch.tensor(piece_ids, dtype=torch.long)
-        return PackedText(ids, truncated)
+        return self._segments(texts, ([self.text_tokenizer.bos_id], []))
 
     def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
-        batch = image_codes.shape[0]
-        n, t = len(self.image_positions), len(self.text_positions)
-        if image_codes.shape != (batch, n) or text_ids.shape != (batch, t):
-            raise DataError(
-                f"layout 'medim_paper' expects image codes [B, {n}] and text ids [B, {t}], "
-                f"got {tuple(image_codes.shape)} and {tuple(text_ids.shape)}"
-            )
-        tokens = torch.empty(batch, self.seq_len, dtype=torch.long)
+        tokens = self._place(image_codes, text_ids, "medim_paper")
+        n = len(self.image_positions)
         tokens[:, 0] = self.boi_id
-        tokens[:, self.image_positions] = image_codes.long() + self.image_offset
         tokens[:, n + 1] = self.eoi_id
         tokens[:, n + 2 : n + 2 + len(self.cond_ids)] = torch.tensor(self.cond_ids, dtype=torch.long)
-        tokens[:, self.text_positions] = text_ids.long()
         tokens[:, -1] = self.eos_id
         return tokens
 
