@@ -27,7 +27,7 @@ def load_run(run_dir: str | Path, progress: bool = False) -> tuple[Experiment, B
     if checkpoint is None:
         raise DataError(f"run {run_dir} has no checkpoint yet; train it (or resume it) first")
     experiment = build_experiment(config, progress=progress)
-    backbone = experiment.build_backbone()
+    backbone = experiment.build_backbone(empty=True)  # a pretrained backbone's files are not read again
     load_model_weights(backbone, checkpoint)
     return experiment, backbone.eval()
 

@@ -85,7 +85,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_model_weights(model: nn.Module, checkpoint: Path) -> None:
-    """Load a checkpoint's weights into `model`, refusing missing or unexpected keys by name."""
+    """Load a checkpoint's weights into `model`, refusing missing or unexpected keys by name.
+
+    A model built with `empty_weights()` (meta parameters) takes the loaded tensors as they are.
+    """
     weights = load_file(str(Path(checkpoint) / "model.safetensors"))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
@@ -95,7 +98,7 @@ def load_model_weights(model: nn.Module, checkpoint: Path) -> None:
             f"checkpoint {checkpoint} does not fit the configured backbone: missing keys {missing[:5]}, "
             f"unexpected keys {unexpected[:5]}"
         )
-    model.load_state_dict({k: weights[k] for k in expected})
+    model.load_state_dict({k: weights[k] for k in expected}, assign=any(p.is_meta for p in model.parameters()))
 
 
 def load_training_state(checkpoint: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> TrainerState:
