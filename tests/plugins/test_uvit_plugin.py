@@ -159,7 +159,7 @@ def test_padding_mask_hides_padded_tokens(uvit) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"num_blocks": 3}, r"backbone: Value error, num_blocks must be even \(the first half feeds the long skips"),
+        ({"num_blocks": 3}, r"backbone: Value error, num_blocks must be even \(the first half feeds the long"),
         ({"hidden_size": 30, "num_heads": 4}, r"hidden_size 30 is not divisible by num_heads 4"),
         ({"hidden_size": 18, "num_heads": 3}, r"hidden_size 18 is not a multiple of 4"),
         ({"position_embedding": "rope"}, r"backbone\.position_embedding: Input should be 'learned' or 'sinusoidal'"),
