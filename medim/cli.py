@@ -129,20 +129,28 @@ def _cmd_config_list(args: argparse.Namespace) -> None:
     print("\n".join(list_experiments()))
 
 
-def _cmd_prepare(args: argparse.Namespace) -> None:
+def _cmd_tokenize(args: argparse.Namespace) -> None:
     from medim.config import load_experiment
+    from medim.data.token_shards import DEFAULT_SHARD_SIZE
+    from medim.errors import DataError
     from medim.experiment import build_experiment
 
-    experiment = build_experiment(load_experiment(args.experiment, args.overrides))
+    if args.shard_size is not None and args.shard_size < 1:
+        raise DataError(f"--shard-size must be at least 1, got {args.shard_size}")
+    experiment = build_experiment(load_experiment(args.experiment, args.overrides), progress=not args.quiet)
     layout = experiment.layout
-    for split in ("train", "val", "test"):
-        experiment.tokens(split)
     print(
-        f"prepared {experiment.config.name}: sequence length {layout.seq_len} "
-        f"({len(layout.image_positions)} image + {len(layout.text_positions)} text tokens), "
-        f"vocabulary {layout.vocab_size} (text {experiment.text_tokenizer.vocab_size}, "
-        f"image codes {experiment.image_tokenizer.codebook_size})"
+        f"{experiment.config.name}: sequence length {layout.seq_len} ({len(layout.image_positions)} image + "
+        f"{len(layout.text_positions)} text tokens), vocabulary {layout.vocab_size} "
+        f"(text {experiment.text_tokenizer.vocab_size}, image codes {experiment.image_tokenizer.codebook_size})"
     )
+    for split in args.splits:
+        shards = experiment.tokens(split, progress=not args.quiet, shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
+        speed = shards.manifest["images_per_second"]
+        print(
+            f"  {split:<5} {len(shards):>7} samples in {len(list(shards.directory.glob('shard_*.npy')))} shards"
+            f" (tokenized at {speed} images/s): {shards.directory}"
+        )
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
@@ -220,9 +228,15 @@ def _parser() -> argparse.ArgumentParser:
     p = config.add_parser("list", help="list bundled experiments")
     p.set_defaults(handler=_cmd_config_list)
 
-    p = commands.add_parser("prepare", help="build the data and tokenizers of an experiment (cached)")
+    p = commands.add_parser(
+        "tokenize", aliases=["prepare"],
+        help="build an experiment's data and tokenizers and tokenize its splits into memory-mapped shards (cached, resumable)",
+    )
     _experiment_args(p)
-    p.set_defaults(handler=_cmd_prepare)
+    p.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
+    p.add_argument("--shard-size", type=int, help="samples per shard of a new build (default 4096)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_cmd_tokenize)
 
     p = commands.add_parser("build", help="build an experiment's model and print its parameter counts")
     _experiment_args(p)

@@ -14,14 +14,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
-from torch import Tensor
 
 from medim.backbones.base import Backbone, empty_weights
 from medim.config import ExperimentConfig
 from medim.data.paired import PairedDataset
+from medim.data.token_shards import DEFAULT_SHARD_SIZE, TokenShards, ensure_shards
 from medim.errors import ConfigError
-from medim.io import cache_root
+from medim.io import cache_root, stable_hash
 from medim.noise.base import MaskingSchedule
 from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, SAMPLERS, TASKS, TOKENIZERS
 from medim.samplers.base import Sampler
@@ -42,7 +43,7 @@ class Experiment:
     noise: MaskingSchedule
     task: MaskedDiffusionTask
     sampler: Sampler
-    _tokens: dict[str, Tensor] = field(default_factory=dict)
+    _tokens: dict[str, TokenShards] = field(default_factory=dict)
 
     def build_backbone(self, *, empty: bool = False) -> Backbone:
         """A freshly initialised backbone sized for the layout (seeded by the experiment seed).
@@ -71,21 +72,43 @@ class Experiment:
         """Another task over the same layout and noise (e.g. `text_to_image` of a multitask model)."""
         return TASKS.build({"name": name, **params}, layout=self.layout, noise=self.noise)
 
-    def tokens(self, split: str) -> Tensor:
-        """Every pair of a split as layout sequences [N, L] (computed once per process)."""
+    def tokens(self, split: str, *, progress: bool = False, shard_size: int = DEFAULT_SHARD_SIZE) -> TokenShards:
+        """Every pair of a split as layout sequences [N, L], from memory-mapped shards tokenized once.
+
+        The shards live in the cache keyed by the dataset and layout; their manifest
+        records the tokenizers' and layout's identity, so a changed tokenizer (weights,
+        image preprocessing, params) or layout rebuilds them instead of reusing them.
+        """
         if self.dataset is None:
             raise ConfigError(f"experiment {self.config.name!r} was built without its dataset")
         if split not in self._tokens:
             data = self.dataset.split(split)
-            codes = self.image_tokenizer.encode(data.images)
-            packed = self.layout.pack_text(data.reports)
-            if packed.truncated:
+            identity = {
+                "dataset": self.dataset.identity(),
+                "split": split,
+                "image_tokenizer": self.image_tokenizer.identity(),
+                "text_tokenizer": self.text_tokenizer.identity(),
+                "layout": self.config.layout,
+            }
+            key = stable_hash({"dataset": identity["dataset"], "layout": self.config.layout["name"]})
+            directory = cache_root() / "tokens" / key / split
+
+            def make_rows(start: int, stop: int) -> tuple[np.ndarray, int]:
+                codes = self.image_tokenizer.encode(data.images[start:stop])
+                packed = self.layout.pack_text(list(data.reports[start:stop]))
+                return self.layout.pack(codes, packed.ids).numpy(), packed.truncated
+
+            shards = ensure_shards(
+                directory, identity, len(data), make_rows, shard_size=shard_size, progress=progress,
+                label=f"tokenize {split}",
+            )
+            if shards.manifest["truncated"]:
                 print(
-                    f"warning: {packed.truncated} of {len(data)} {split} reports are longer than "
-                    f"layout.max_text_tokens and were cut; raise it to keep them whole",
+                    f"warning: {shards.manifest['truncated']} of {len(data)} {split} reports are longer than "
+                    f"the layout's report segment and were cut; raise layout.max_text_tokens to keep them whole",
                     file=sys.stderr,
                 )
-            self._tokens[split] = self.layout.pack(codes, packed.ids)
+            self._tokens[split] = shards
         return self._tokens[split]
 
 
