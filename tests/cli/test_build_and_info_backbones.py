@@ -43,3 +43,12 @@ def test_info_shows_the_checkpoint_files_expected(name: str, model_type: str, ca
     assert "model.safetensors.index.json" in out and "pytorch_model.bin" in out and "config.json" in out
     assert f"checkpoint model_type: {model_type}" in out
     assert "num_layers" in out and "adaln_gate" in out and "published config" in out
+
+
+def test_swapping_the_image_tokenizer_reshapes_the_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    small = ["data.num_train=8", "data.num_val=4", "data.num_test=4"]
+    assert main(["build", "quickstart", *small, "--dry-run"]) == 0
+    assert "(64 image + 40 text positions)" in capsys.readouterr().out
+    assert main(["build", "ablations/tokenizer_chameleon_vqgan", *small, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "(1024 image + 40 text positions)" in out and "sequence length 1066" in out
