@@ -196,6 +196,12 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _cmd_reconstruct(args: argparse.Namespace) -> None:
+    from medim.evaluation.tokenizer_check import reconstruct_from_cli
+
+    reconstruct_from_cli(args)
+
+
 def _cmd_quickstart(args: argparse.Namespace) -> None:
     from medim.quickstart import run_quickstart
 
@@ -280,6 +286,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_eval)
+
+    p = commands.add_parser("reconstruct", help="encode+decode a folder of images with an experiment's image tokenizer (PSNR/SSIM)")
+    p.add_argument("experiment", help="experiment whose image tokenizer to check (name or YAML path)")
+    p.add_argument("folder", type=Path, help="folder of images (searched recursively)")
+    p.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. tokenizers.image.checkpoint=...")
+    p.add_argument("--out", type=Path, help="where reconstruction.json and side-by-side PNGs go (default ./reconstruction)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_cmd_reconstruct)
 
     p = commands.add_parser("quickstart", help="train the embedded quickstart model, then evaluate it (~12 min on 2 CPU cores)")
     p.add_argument("--fresh", action="store_true", help="delete an earlier quickstart run first")
