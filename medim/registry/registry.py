@@ -227,6 +227,15 @@ class Registry(Generic[T]):
                 ) from exc
         self._builtins_loaded = True
 
+    def rescan_plugins(self) -> None:
+        """Forget loaded plugins and their problems, so the next lookup scans the entry points again.
+
+        For a process that installed or removed a plugin after medim first looked (a notebook
+        after `pip install`, a test); built-ins and components registered in code are kept.
+        """
+        self._entries = {name: entry for name, entry in self._entries.items() if not self._is_plugin_origin(name)}
+        self._plugins = _PluginState()
+
     def _plugin_entry_points(self) -> dict[str, metadata.EntryPoint]:
         if os.environ.get(DISABLE_PLUGINS_ENV, "") not in ("", "0"):
             return {}

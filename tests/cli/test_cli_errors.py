@@ -13,7 +13,6 @@ import yaml
 
 from medim.cli import main
 from medim.registry import ALL_REGISTRIES, DISABLE_PLUGINS_ENV, SAMPLERS
-from medim.registry.registry import _PluginState
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -207,6 +206,13 @@ def test_plugins_runs(capsys: pytest.CaptureFixture[str]) -> None:
         assert all(ep.name in out for ep in installed)
 
 
+@pytest.fixture(autouse=True)
+def _forget_test_plugins():
+    """After each test (and after monkeypatch has restored sys.path), SAMPLERS forgets plugins it saw."""
+    yield
+    SAMPLERS.rescan_plugins()
+
+
 def _install_sampler_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_source: str) -> None:
     """A fake distribution with a `medim.samplers` entry point, seen by a fresh scan of SAMPLERS."""
     package = tmp_path / "medim_test_cli_plugin"
@@ -220,9 +226,7 @@ def _install_sampler_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mod
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(DISABLE_PLUGINS_ENV, raising=False)
     importlib.invalidate_caches()
-    # a fresh plugin scan; the global SAMPLERS' own state comes back when the test ends
-    monkeypatch.setattr(SAMPLERS, "_plugins", _PluginState())
-    monkeypatch.setattr(SAMPLERS, "_entries", dict(SAMPLERS._entries))
+    SAMPLERS.rescan_plugins()
 
 
 def test_plugins_lists_an_installed_plugin(

@@ -25,7 +25,6 @@ import yaml
 from medim.cli import main
 from medim.errors import ConfigError, RegistryError
 from medim.registry import BACKBONES, DISABLE_PLUGINS_ENV
-from medim.registry.registry import _PluginState
 from medim.runs import load_run
 from medim.training.checkpoints import latest_checkpoint
 
@@ -54,11 +53,12 @@ def uvit(site_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv(DISABLE_PLUGINS_ENV, raising=False)
     monkeypatch.syspath_prepend(str(site_dir))
     importlib.invalidate_caches()
-    monkeypatch.setattr(BACKBONES, "_plugins", _PluginState())
-    monkeypatch.setattr(BACKBONES, "_entries", dict(BACKBONES._entries))
+    BACKBONES.rescan_plugins()
     yield BACKBONES
     for module in [m for m in sys.modules if m.split(".")[0] == "medim_uvit"]:
         del sys.modules[module]
+    monkeypatch.undo()  # the plugin leaves sys.path before the registry forgets it
+    BACKBONES.rescan_plugins()
 
 
 def build(registry, layout=None, seq_len: int = 12, **overrides):

@@ -7,6 +7,7 @@ uses a fresh `Registry("gizmos")`, whose entry-point group is `medim.gizmos`.
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import textwrap
 import types
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from medim.errors import RegistryError
-from medim.registry import DISABLE_PLUGINS_ENV, Registry
+from medim.registry import DISABLE_PLUGINS_ENV, ComponentParams, Registry
 
 PACKAGE = "medim_test_plugin"
 DIST = "medim_test_plugin"
@@ -224,3 +225,24 @@ def test_disable_env_hides_plugins(fancy_installed, monkeypatch: pytest.MonkeyPa
 def test_other_groups_are_not_read(fancy_installed) -> None:
     assert Registry("widgets").names() == []
     assert Registry("gizmo").names() == []
+
+
+def test_rescan_sees_a_plugin_installed_later_and_forgets_a_removed_one(install, tmp_path, monkeypatch) -> None:
+    gizmos = Registry("gizmos")
+
+    @gizmos.register("in_code")
+    class InCode:
+        class Params(ComponentParams):
+            pass
+
+    assert "fancy" not in gizmos.names()  # scanned before the plugin exists
+    install("[medim.gizmos]\nfancy = medim_test_plugin.fancy:Fancy\n", {"fancy": FANCY})
+    assert "fancy" not in gizmos.names()  # a scan is not repeated on its own
+    gizmos.rescan_plugins()
+    assert gizmos.get("fancy").cls.__name__ == "Fancy"
+    monkeypatch.syspath_prepend(str(tmp_path.parent))  # keep sys.path valid while the plugin's folder goes
+    for path in tmp_path.glob("medim_test_plugin*"):
+        shutil.rmtree(path)
+    importlib.invalidate_caches()
+    gizmos.rescan_plugins()
+    assert gizmos.names() == ["in_code"]  # the plugin is gone; components registered in code stay
