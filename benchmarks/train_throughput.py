@@ -51,7 +51,7 @@ def main() -> None:
     images = experiment.dataset.split("val").images[: config.eval.batch_size]
     started = time.perf_counter()
     experiment.task_named("image_to_text").generate(
-        model, experiment.sampler, images, num_steps=config.eval.num_steps, generator=torch.Generator().manual_seed(0)
+        model, experiment.sampler, images, num_steps=config.eval.num_steps, seed=0
     )
     generate_seconds = time.perf_counter() - started
 

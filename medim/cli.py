@@ -183,10 +183,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from medim.evaluation.evaluate import evaluate_run, summary_table
 
-    overrides = {k: v for k, v in (("num_samples", args.samples), ("num_steps", args.steps), ("cfg_scale", args.cfg)) if v is not None}
-    metrics = evaluate_run(args.run_dir, overrides, progress=not args.quiet)
+    flags = (("num_samples", args.samples), ("num_steps", args.steps), ("cfg_scale", args.cfg))
+    overrides = [f"eval.{key}={value}" for key, value in flags if value is not None] + list(args.set or [])
+    out = args.out or Path(args.run_dir) / "eval"
+    metrics = evaluate_run(args.run_dir, overrides, progress=not args.quiet, out_dir=out)
     print(summary_table(metrics))
-    print(f"\nmetrics: {Path(args.run_dir) / 'eval' / 'metrics.json'}; galleries: {Path(args.run_dir) / 'eval'}/*.png")
+    print(f"\nmetrics: {out / 'metrics.json'}; galleries: {out}/*.png")
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -260,22 +262,27 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "generate",
-        help="generate from a trained run (or MeDiM's released checkpoint): images from a report, a report from an image, or pairs",
+        help="generate from a trained run (or MeDiM's released checkpoint): images from a report, reports from an image, "
+        "pairs, or infilling (finish a report, inpaint an image region)",
     )
     p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (or use --checkpoint)")
     p.add_argument("--checkpoint", type=Path, help="MeDiM's released checkpoint folder (accelerate save_state output)")
     p.add_argument("--experiment", default="paper/medim", help="with --checkpoint: the experiment naming tokenizers and layout")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="with --checkpoint: config override (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="config override (repeatable); for a run directory only decoding: sampler=..., sampler.KEY=..., eval.KEY=...",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--report", help="report text to draw images from")
-    source.add_argument("--report-file", type=Path, help="text file holding a report to draw images from")
-    source.add_argument("--image", type=Path, help="image file to write reports for")
-    source.add_argument("--pairs", type=int, help="number of image-report pairs to generate")
+    p.add_argument("--report", help="report text: draw images from it (with --image and --mask: inpaint under it)")
+    p.add_argument("--report-file", type=Path, help="text file holding such a report")
+    p.add_argument("--image", type=Path, help="image file: write reports for it (with --mask: inpaint it)")
+    p.add_argument("--mask", type=Path, help="with --image: a mask of the image's size; its white pixels are redrawn")
+    p.add_argument("--report-opening", help="the first words of the report: finished from --image, or prompting --pairs")
+    p.add_argument("--pairs", type=int, help="number of image-report pairs to generate")
     p.add_argument("--num", type=int, default=1, help="samples per report or image (default 1)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the run's eval.num_steps)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight (default: the run's eval.cfg_scale)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sample i draws from seed + i, whatever else is generated")
     p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/generated, or ./generated with --checkpoint)")
     p.set_defaults(handler=_cmd_generate)
 
@@ -284,6 +291,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="held-out pairs to score (default: the run's eval.num_samples)")
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="decoding override, repeatable: sampler=ancestral, sampler.temperature=0.8, eval.modality_steps={text: 64}",
+    )
+    p.add_argument("--out", type=Path, help="where metrics.json and the galleries go (default RUN_DIR/eval)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_eval)
 

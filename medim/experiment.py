@@ -1,7 +1,7 @@
 """Building an experiment's components from its validated config, in dependency order.
 
-data -> tokenizers (trained or loaded, cached) -> layout -> noise -> task ->
-sampler -> backbone. Training, generation and evaluation all start here, so the
+data -> tokenizers (trained or loaded, cached) -> layout -> noise -> objective ->
+task -> sampler -> backbone. Training, generation and evaluation all start here, so the
 same YAML always yields the same components. Checks that need built components
 (image size vs tokenizer, vocabulary vs backbone) happen here with clear errors,
 before anything is written to a run directory.
@@ -24,7 +24,8 @@ from medim.data.token_shards import DEFAULT_SHARD_SIZE, TokenShards, ensure_shar
 from medim.errors import ConfigError
 from medim.io import cache_root, stable_hash
 from medim.noise.base import MaskingSchedule
-from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, SAMPLERS, TASKS, TOKENIZERS
+from medim.objectives.base import MaskedDiffusionObjective
+from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, OBJECTIVES, SAMPLERS, TASKS, TOKENIZERS
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerCorpus
@@ -41,6 +42,7 @@ class Experiment:
     text_tokenizer: TextTokenizer
     layout: SequenceLayout
     noise: MaskingSchedule
+    objective: MaskedDiffusionObjective
     task: MaskedDiffusionTask
     sampler: Sampler
     _tokens: dict[str, TokenShards] = field(default_factory=dict)
@@ -66,11 +68,17 @@ class Experiment:
                 f"backbone {self.config.backbone['name']!r} has {rows} vocabulary rows but layout "
                 f"{self.config.layout['name']!r} needs {self.layout.vocab_size}"
             )
+        if self.objective.token_levels and not backbone.accepts_token_levels:
+            raise ConfigError(
+                f"objective.time_sampling: independent gives every position its own noise level, but backbone "
+                f"{self.config.backbone['name']!r} takes one per sample; use time_sampling: shared or a backbone "
+                f"that accepts [B, L] noise levels (hf_decoder, liquid, llama, hf_checkpoint)"
+            )
         return backbone
 
     def task_named(self, name: str, **params: Any) -> MaskedDiffusionTask:
-        """Another task over the same layout and noise (e.g. `text_to_image` of a multitask model)."""
-        return TASKS.build({"name": name, **params}, layout=self.layout, noise=self.noise)
+        """Another task over the same layout and objective (e.g. `text_to_image` of a multitask model)."""
+        return TASKS.build({"name": name, **params}, layout=self.layout, objective=self.objective)
 
     def tokens(self, split: str, *, progress: bool = False, shard_size: int = DEFAULT_SHARD_SIZE) -> TokenShards:
         """Every pair of a split as layout sequences [N, L], from memory-mapped shards tokenized once.
@@ -142,6 +150,7 @@ def build_experiment(config: ExperimentConfig, progress: bool = True, *, data: b
         config.layout, where="layout", image_tokenizer=image_tokenizer, text_tokenizer=text_tokenizer
     )
     noise: MaskingSchedule = NOISE.build(config.noise, where="noise")
-    task: MaskedDiffusionTask = TASKS.build(config.task, where="task", layout=layout, noise=noise)
+    objective: MaskedDiffusionObjective = OBJECTIVES.build(config.objective, where="objective", layout=layout, noise=noise)
+    task: MaskedDiffusionTask = TASKS.build(config.task, where="task", layout=layout, objective=objective)
     sampler: Sampler = SAMPLERS.build(config.sampler, where="sampler", mask_id=layout.mask_id, noise=noise)
-    return Experiment(config, dataset, image_tokenizer, text_tokenizer, layout, noise, task, sampler)
+    return Experiment(config, dataset, image_tokenizer, text_tokenizer, layout, noise, objective, task, sampler)

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from transformers import GemmaConfig, GemmaForCausalLM
 
 from medim.io import CACHE_ENV
-from medim.registry import LAYOUTS, NOISE, TOKENIZERS
+from medim.registry import LAYOUTS, NOISE, OBJECTIVES, TASKS, TOKENIZERS
 from medim.tokenizers.base import TokenizerCorpus
 from medim.tokenizers.vqgan_model import VQGANConfig
 
@@ -54,6 +54,13 @@ def tiny_layout(tiny_corpus: TokenizerCorpus, tmp_path_factory: pytest.TempPathF
 @pytest.fixture()
 def loglinear():
     return NOISE.build({"name": "loglinear"})
+
+
+def build_task(name: str, layout, *, noise: dict | None = None, objective: dict | None = None, **params):
+    """Task `name` over `layout`, trained with `objective` (default elbo) on schedule `noise` (default loglinear)."""
+    schedule = NOISE.build(noise or {"name": "loglinear"})
+    built = OBJECTIVES.build(objective or {"name": "elbo"}, layout=layout, noise=schedule)
+    return TASKS.build({"name": name, **params}, layout=layout, objective=built)
 
 
 def tiny_backbone(layout, **overrides):

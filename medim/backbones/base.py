@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import ClassVar
 
 from accelerate import init_empty_weights
 from torch import Tensor, nn
@@ -49,11 +50,15 @@ class Backbone(nn.Module):
 
     hidden_size: int
     vocab_size: int
+    #: True when `forward` also takes one noise level per position, noise_level [B, L]
+    #: (needed by objectives that noise image and report at their own times).
+    accepts_token_levels: ClassVar[bool] = False
 
     def forward(self, tokens: Tensor, noise_level: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """Final (normalised) hidden states [B, L, D].
 
-        noise_level [B] is the schedule's continuous time input (sigma(t) for MeDiM);
+        noise_level [B] is the schedule's continuous time input (sigma(t) for MeDiM), or
+        [B, L] per position for a backbone that `accepts_token_levels`;
         padding_mask [B, L] is True where a position may be attended to.
         """
         raise NotImplementedError

@@ -23,15 +23,15 @@ from torch import Tensor, nn
 
 
 def sinusoidal_embedding(noise_level: Tensor, dim: int = 256, max_period: float = 10000.0) -> Tensor:
-    """[B, dim] = [cos(level * f_k), sin(level * f_k)] with f_k = max_period^(-k / (dim/2))."""
+    """[..., dim] = [cos(level * f_k), sin(level * f_k)] with f_k = max_period^(-k / (dim/2)), for levels [...]."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=noise_level.device) / half)
-    args = noise_level.float()[:, None] * freqs[None]
+    args = noise_level.float()[..., None] * freqs
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
 class TimestepEmbedder(nn.Module):
-    """Noise level [B] -> conditioning vector c [B, H]."""
+    """Noise levels [...] -> conditioning vectors c [..., H]."""
 
     def __init__(self, hidden_size: int, frequency_dim: int = 256) -> None:
         super().__init__()
@@ -58,9 +58,18 @@ class AdaLNModulation(nn.Module):
             nn.init.normal_(self.linear.weight, std=0.02)
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, c: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
-        """((shift, scale, gate) for attention, (shift, scale, gate) for the MLP), each [B, 1, H]."""
-        chunks = self.linear(c)[:, None, :].chunk(6, dim=-1)
+    def forward(
+        self, c: Tensor, index: Tensor | None = None
+    ) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+        """((shift, scale, gate) for attention, (shift, scale, gate) for the MLP).
+
+        c [B, H] gives each [B, 1, H] (one modulation per sample). With `index` [B, L],
+        c holds the distinct conditioning vectors [U, H] and position (b, l) uses row
+        index[b, l]: each [B, L, H] (per-position noise levels), at the cost of U rows.
+        """
+        modulation = self.linear(c)
+        modulation = modulation[:, None, :] if index is None else modulation[index]
+        chunks = modulation.chunk(6, dim=-1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = chunks
         if self.gate_mode == "one_plus":
             gate_a, gate_m = 1 + gate_a, 1 + gate_m

@@ -80,6 +80,8 @@ class DenoiserParams(ComponentParams):
 class DecoderDenoiser(Backbone):
     """A transformers decoder (built from `config`) with MeDiM's switches, as a denoiser."""
 
+    accepts_token_levels = True
+
     def __init__(self, params: DenoiserParams, config: PretrainedConfig, *, max_seq_len: int, empty_llm: bool = False) -> None:
         """`empty_llm` puts the LLM's parameters on the meta device, to be filled from a checkpoint."""
         super().__init__()
@@ -120,22 +122,32 @@ class DecoderDenoiser(Backbone):
         hidden = self.model.embed_tokens(tokens)
         if self.embed_scale != 1.0:
             hidden = hidden * torch.tensor(self.embed_scale, dtype=hidden.dtype)
-        c = self.time_embedder(noise_level) if self.time_embedder is not None else None
+        c, index = self._conditioning(noise_level)
         if c is not None and self.adaln is None:
-            hidden = hidden + c[:, None, :].to(hidden.dtype)
+            hidden = hidden + (c[:, None, :] if index is None else c[index]).to(hidden.dtype)
         positions = torch.arange(length, device=tokens.device)[None].expand(batch, -1)
         if self.position_embedding is not None:
             hidden = hidden + self.position_embedding(positions).to(hidden.dtype)
         rotary = self.model.rotary_emb(hidden, positions)
         mask, is_causal = self._attention_mask(padding_mask, length, hidden.dtype)
         recompute = self.params.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        for index, layer in enumerate(self.model.layers):
-            modulation = self.adaln[index](c) if self.adaln is not None else (None, None)
+        for layer_index, layer in enumerate(self.model.layers):
+            modulation = self.adaln[layer_index](c, index) if self.adaln is not None else (None, None)
             if recompute:
                 hidden = checkpoint(self._layer, layer, hidden, rotary, mask, is_causal, modulation, use_reentrant=False)
             else:
                 hidden = self._layer(layer, hidden, rotary, mask, is_causal, modulation)
         return self.model.norm(hidden)
+
+    def _conditioning(self, noise_level: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """(c, index): c [B, H] for one level per sample; for levels [B, L], the embeddings [U, H] of
+        the U distinct levels and each position's row in them (a few per sample, so AdaLN stays cheap)."""
+        if self.time_embedder is None:
+            return None, None
+        if noise_level.ndim == 1:
+            return self.time_embedder(noise_level), None
+        levels, index = torch.unique(noise_level, return_inverse=True)
+        return self.time_embedder(levels), index
 
     def _layer(
         self, layer: nn.Module, hidden: Tensor, rotary: Any, mask: Tensor | None, is_causal: bool, modulation: Any

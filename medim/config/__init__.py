@@ -8,9 +8,10 @@ from medim.config.schema import (
     TrainConfig,
     load_experiment,
     validate_experiment,
+    with_overrides,
 )
 
 __all__ = [
     "COMPONENT_BLOCKS", "EvalConfig", "ExperimentConfig", "TrainConfig", "find_experiment",
-    "list_experiments", "load_experiment", "validate_experiment",
+    "list_experiments", "load_experiment", "validate_experiment", "with_overrides",
 ]

@@ -137,6 +137,24 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], component_paths:
     return result
 
 
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted paths whose values differ between two configs (present in one only counts)."""
+    before, after = _flatten(old), _flatten(new)
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
 def _names_differ(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return "name" in old and "name" in new and old["name"] != new["name"]
 

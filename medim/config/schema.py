@@ -7,15 +7,16 @@ shows exactly what ran.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from medim.config.loading import apply_overrides, find_experiment, load_layered
+from medim.config.loading import apply_overrides, changed_keys, find_experiment, load_layered
 from medim.errors import ConfigError, RegistryError
-from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, SAMPLERS, TASKS, TOKENIZERS, Registry
+from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, OBJECTIVES, SAMPLERS, TASKS, TOKENIZERS, Registry
 from medim.registry.params import describe_validation_error
 
 #: Dotted path of each component block and the registry that validates it.
@@ -26,6 +27,7 @@ COMPONENT_BLOCKS: dict[str, Registry] = {
     "layout": LAYOUTS,
     "backbone": BACKBONES,
     "noise": NOISE,
+    "objective": OBJECTIVES,
     "sampler": SAMPLERS,
     "task": TASKS,
 }
@@ -64,9 +66,12 @@ class EvalConfig(_Section):
     split: Literal["val", "test"] = "test"
     num_samples: int = Field(200, gt=0, description="held-out pairs used for image->text and text->image")
     joint_samples: int = Field(64, ge=0, description="unconditional image+report pairs to generate")
-    num_steps: int = Field(32, gt=0, description="sampler steps per generation")
+    num_steps: int = Field(32, gt=0, description="sampler steps per generation (also `medim generate`'s default)")
+    modality_steps: dict[Literal["image", "text"], PositiveInt] = Field(
+        default_factory=dict,
+        description="per-modality step counts in joint generation, e.g. {image: 128, text: 64}; others use num_steps",
+    )
     cfg_scale: float = Field(0.0, ge=0, description="classifier-free guidance weight w (0 = off)")
-    temperature: float = Field(1.0, gt=0)
     batch_size: int = Field(100, gt=0)
     classifier_epochs: int = Field(6, gt=0, description="epochs of the finding classifier that judges images")
     gallery_size: int = Field(16, ge=0)
@@ -91,6 +96,7 @@ class ExperimentConfig(_Section):
     layout: dict[str, Any]
     backbone: dict[str, Any]
     noise: dict[str, Any]
+    objective: dict[str, Any] = Field(default_factory=lambda: {"name": "elbo"}, description="training loss and corruption")
     sampler: dict[str, Any]
     task: dict[str, Any]
     train: TrainConfig = TrainConfig()
@@ -120,6 +126,25 @@ def load_experiment(name_or_path: str | Path, overrides: list[str] | None = None
     data = apply_overrides(data, list(overrides or []), set(COMPONENT_BLOCKS))
     context = f"experiment {path}" + (f" (with overrides {' '.join(overrides)})" if overrides else "")
     return validate_experiment(data, context)
+
+
+def with_overrides(
+    config: ExperimentConfig, overrides: Sequence[str], context: str, only: Sequence[str] | None = None
+) -> ExperimentConfig:
+    """`config` with dotted overrides applied and validated; `only` names the top-level sections that may change."""
+    if not overrides:
+        return config
+    before = config.model_dump(mode="json")
+    updated = validate_experiment(
+        apply_overrides(before, list(overrides), set(COMPONENT_BLOCKS)), f"{context} (with overrides {' '.join(overrides)})"
+    )
+    fixed = [k for k in changed_keys(before, updated.model_dump(mode="json")) if only is not None and k.split(".")[0] not in only]
+    if fixed:
+        raise ConfigError(
+            f"{context}: overrides may change only {', '.join(f'{s}.*' for s in only or ())} here, "
+            f"not {', '.join(fixed)} (those define the trained model)"
+        )
+    return updated
 
 
 def validate_experiment(data: dict[str, Any], context: str = "experiment") -> ExperimentConfig:

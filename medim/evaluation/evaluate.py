@@ -13,39 +13,34 @@ sample's labels, and for joint a shuffled pairing; learning shows as a gap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from medim.backbones.base import Backbone
 from medim.config import EvalConfig
-from medim.errors import ConfigError
 from medim.evaluation.finding_classifier import FindingClassifier, train_finding_classifier
 from medim.evaluation.finding_metrics import finding_scores
 from medim.evaluation.gallery import save_gallery
 from medim.experiment import Experiment
 from medim.io import atomic_write_json, cache_root, stable_hash
-from medim.registry.params import describe_validation_error
 from medim.runs import load_run
+from medim.tasks.generation import DecodeStats
 
 
-def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Generate and score all three tasks for a trained run; writes `eval/metrics.json` and galleries.
+def evaluate_run(
+    run_dir: str | Path, overrides: Sequence[str] = (), progress: bool = True, out_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Generate and score all three tasks for a trained run; writes `metrics.json` and galleries.
 
-    `overrides` replace fields of the run's `eval:` section (e.g. {"num_samples": 50}) and are validated.
+    `overrides` change how the run decodes and what is scored (`sampler=...`, `eval.num_samples=50`,
+    never the model); results go to `out_dir`, by default RUN_DIR/eval.
     """
-    experiment, backbone = load_run(run_dir, progress=progress)
-    cfg = experiment.config.eval
-    if overrides:
-        try:
-            cfg = EvalConfig(**{**cfg.model_dump(), **overrides})
-        except ValidationError as exc:
-            raise ConfigError(f"invalid evaluation settings:\n{describe_validation_error(exc, 'eval')}") from None
-    return evaluate(experiment, backbone, Path(run_dir) / "eval", cfg, progress)
+    experiment, backbone = load_run(run_dir, progress=progress, overrides=overrides)
+    return evaluate(experiment, backbone, Path(out_dir) if out_dir else Path(run_dir) / "eval", experiment.config.eval, progress)
 
 
 def evaluate(
@@ -58,21 +53,29 @@ def evaluate(
     n = min(cfg.num_samples, len(held_out))
     truth = held_out.labels[:n]
     train = dataset.split("train")
-    generator = torch.Generator().manual_seed(experiment.config.seed)
     judge, judge_scores = finding_judge(experiment, cfg, progress)
-
-    def batches(items: Any, desc: str) -> Any:
-        starts = range(0, len(items), cfg.batch_size)
-        return (items[i : i + cfg.batch_size] for i in tqdm(starts, desc=desc, disable=not progress, leave=False))
-
     sampler = experiment.sampler
-    steps = dict(num_steps=cfg.num_steps, generator=generator)
-    i2t = experiment.task_named("image_to_text")
-    reports = [r for chunk in batches(held_out.images[:n], "image->text") for r in i2t.generate(backbone, sampler, chunk, cfg_scale=cfg.cfg_scale, **steps)]
-    t2i = experiment.task_named("text_to_image")
-    images = np.concatenate([t2i.generate(backbone, sampler, chunk, cfg_scale=cfg.cfg_scale, **steps) for chunk in batches(held_out.reports[:n], "text->image")])
-    joint = experiment.task_named("joint")
-    joint_images, joint_reports = joint.generate(backbone, sampler, cfg.joint_samples, **steps) if cfg.joint_samples else (np.zeros((0,)), [])
+    cost = {task: DecodeStats() for task in ("image_to_text", "text_to_image", "joint")}
+
+    def generate(task: str, items: Any, count: int, **extra: Any) -> list[Any]:
+        """Generate in batches of eval.batch_size; sample i always draws from the same seed, whatever the batching."""
+        generator = experiment.task_named(task)
+        outputs = []
+        for start in tqdm(range(0, count, cfg.batch_size), desc=task, disable=not progress, leave=False):
+            stop = min(start + cfg.batch_size, count)
+            chunk = items[start:stop] if items is not None else stop - start
+            outputs.append(generator.generate(
+                backbone, sampler, chunk, num_steps=cfg.num_steps, modality_steps=cfg.modality_steps,
+                seed=[_sample_seed(experiment.config.seed, task, i) for i in range(start, stop)], stats=cost[task], **extra,
+            ))
+        return outputs
+
+    reports = [r for chunk in generate("image_to_text", held_out.images, n, cfg_scale=cfg.cfg_scale) for r in chunk]
+    images = np.concatenate(generate("text_to_image", held_out.reports, n, cfg_scale=cfg.cfg_scale))
+    joint_images, joint_reports = np.zeros((0,)), []
+    if cfg.joint_samples:
+        pairs = generate("joint", None, cfg.joint_samples)
+        joint_images, joint_reports = np.concatenate([p[0] for p in pairs]), [r for p in pairs for r in p[1]]
 
     rng = np.random.default_rng(experiment.config.seed)
     majority = _majority(train.labels)
@@ -103,6 +106,9 @@ def evaluate(
             "baseline_shuffled_pairs": finding_scores(stated, list(rng.permutation(np.array(shown, dtype=object))), labels),
             "normal_fraction": float(np.mean([not s for s in stated])),
         }
+    metrics["cost"] = {task: stats.summary() for task, stats in cost.items() if stats.evaluations}
+    metrics["sampler"] = experiment.config.sampler
+    metrics["decoding"] = {"num_steps": cfg.num_steps, "modality_steps": cfg.modality_steps, "cfg_scale": cfg.cfg_scale}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
     _write_galleries(out_dir, cfg, held_out, reports, images, joint_images, joint_reports)
@@ -111,6 +117,11 @@ def evaluate(
         "joint_reports": joint_reports,
     })
     return metrics
+
+
+def _sample_seed(seed: int, task: str, index: int) -> int:
+    """The seed of held-out sample `index` for `task`: fixed per sample, distinct across tasks."""
+    return (seed * 7919 + ("image_to_text", "text_to_image", "joint").index(task)) * 1_000_003 + index
 
 
 def finding_judge(experiment: Experiment, cfg: EvalConfig, progress: bool) -> tuple[FindingClassifier, dict[str, Any]]:

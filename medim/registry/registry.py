@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 from medim.errors import RegistryError
 from medim.registry.params import ComponentParams, describe_validation_error, fields_summary
@@ -41,12 +42,18 @@ class Entry(Generic[T]):
     cls: type[T]
     params: type[ComponentParams]
     origin: str
+    #: Documentation of a preset (the class's docstring otherwise).
+    preset_doc: str | None = None
+
+    @property
+    def doc(self) -> str:
+        """The component's documentation: a preset's own text, else the class docstring."""
+        return (self.preset_doc if self.preset_doc is not None else self.cls.__doc__ or "").strip()
 
     @property
     def summary(self) -> str:
-        """First line of the component's docstring."""
-        doc = (self.cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        """First line of the documentation."""
+        return self.doc.splitlines()[0] if self.doc else ""
 
 
 @dataclass(frozen=True)
@@ -82,10 +89,7 @@ class Registry(Generic[T]):
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         """Class decorator: register `cls` under `name`; `cls.Params` must be a ComponentParams."""
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", name):
-            raise RegistryError(
-                f"invalid {self.kind} name {name!r}: use lower-case letters, digits, '_', '-' or '.'"
-            )
+        self._check_name(name)
 
         def decorator(cls: type[T]) -> type[T]:
             params = getattr(cls, "Params", None)
@@ -94,19 +98,40 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} ({cls.__module__}.{cls.__qualname__}) needs a nested "
                     "`Params` class derived from medim.registry.ComponentParams"
                 )
-            origin = f"{cls.__module__}.{cls.__qualname__}"
-            if self._loading_plugin:
-                origin += f" (plugin {self._loading_plugin})"
-            existing = self._entries.get(name)
-            if existing is not None and existing.origin != origin:
-                raise RegistryError(
-                    f"{self.kind} name {name!r} is registered twice: by {existing.origin} "
-                    f"and by {origin}; rename one of them"
-                )
-            self._entries[name] = Entry(name, self.kind, cls, params, origin)
+            self._add(Entry(name, self.kind, cls, params, self._origin(cls)))
             return cls
 
         return decorator
+
+    def register_preset(self, name: str, base: type[T], doc: str, **defaults: Any) -> None:
+        """Register `name` as `base` with other defaults (MeDiM's sampler settings, say).
+
+        A preset is built and validated like any component; only its defaults differ, so
+        `medim info NAME` shows them and a config may still override each one.
+        """
+        self._check_name(name)
+        params = _with_defaults(getattr(base, "Params", None), defaults, f"{self.kind} preset {name!r}")
+        self._add(Entry(name, self.kind, base, params, self._origin(base) + " (preset)", doc))
+
+    def _check_name(self, name: str) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", name):
+            raise RegistryError(
+                f"invalid {self.kind} name {name!r}: use lower-case letters, digits, '_', '-' or '.'"
+            )
+
+    def _origin(self, cls: type) -> str:
+        origin = f"{cls.__module__}.{cls.__qualname__}"
+        return origin + (f" (plugin {self._loading_plugin})" if self._loading_plugin else "")
+
+    def _add(self, entry: Entry[T]) -> None:
+        """Store `entry`; the same name from a different origin is an error naming both."""
+        existing = self._entries.get(entry.name)
+        if existing is not None and existing.origin != entry.origin:
+            raise RegistryError(
+                f"{self.kind} name {entry.name!r} is registered twice: by {existing.origin} "
+                f"and by {entry.origin}; rename one of them"
+            )
+        self._entries[entry.name] = entry
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -181,7 +206,7 @@ class Registry(Generic[T]):
             "name": entry.name,
             "kind": self.kind,
             "origin": entry.origin,
-            "doc": (entry.cls.__doc__ or "").strip(),
+            "doc": entry.doc,
             "params": fields_summary(entry.params),
             "extra": _info_extra(entry.cls),
         }
@@ -290,6 +315,25 @@ class Registry(Generic[T]):
             f"{', '.join(known) or '(none)'}. A plugin adds more through the "
             f"entry-point group '{self.group}'."
         )
+
+
+def _with_defaults(params: Any, defaults: dict[str, Any], what: str) -> type[ComponentParams]:
+    """A subclass of the Params model `params` whose fields in `defaults` default to the given values."""
+    if not (isinstance(params, type) and issubclass(params, ComponentParams)):
+        raise RegistryError(f"{what}: its base needs a nested `Params` class derived from ComponentParams")
+    unknown = sorted(set(defaults) - set(params.model_fields))
+    if unknown:
+        raise RegistryError(f"{what}: unknown parameters {unknown}; valid: {', '.join(params.model_fields)}")
+    fields = {
+        key: (params.model_fields[key].annotation, FieldInfo.merge_field_infos(params.model_fields[key], default=value))
+        for key, value in defaults.items()
+    }
+    model = create_model(f"Preset{params.__name__}", __base__=params, **fields)
+    try:
+        model()
+    except ValidationError as exc:
+        raise RegistryError(f"{what} has invalid defaults:\n{describe_validation_error(exc)}") from None
+    return model
 
 
 def _ep_origin(ep: metadata.EntryPoint) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from medim.samplers.random import RowGenerators
+
 
 def process_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """Log-probabilities [..., V] of the tempered, top-k / nucleus-truncated distribution."""
@@ -25,22 +27,22 @@ def process_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None =
     return logits.log_softmax(-1)
 
 
-def classifier_free_guidance(cond_logits: Tensor, uncond_logits: Tensor, scale: float) -> Tensor:
-    """(1 + w) log p(x | c) - w log p(x), on the ids both allow; scale w = 0 returns log p(x | c)."""
+def classifier_free_guidance(cond_logits: Tensor, uncond_logits: Tensor, scale: Tensor | float) -> Tensor:
+    """(1 + w) log p(x | c) - w log p(x), renormalised, on the ids both allow.
+
+    `scale` is w, a number or one weight per row [B]; w = 0 returns log p(x | c) exactly.
+    """
     cond = cond_logits.float().log_softmax(-1)
-    if scale == 0:
+    scale = torch.as_tensor(scale, dtype=cond.dtype, device=cond.device)
+    if not bool((scale != 0).any()):
         return cond
+    w = scale.reshape(-1, *([1] * (cond.ndim - 1))) if scale.ndim else scale
     uncond = uncond_logits.float().log_softmax(-1)
-    guided = (1.0 + scale) * cond - scale * uncond
-    return torch.where(torch.isfinite(cond), guided, torch.full_like(guided, float("-inf"))).log_softmax(-1)
+    guided = (1.0 + w) * cond - w * uncond
+    guided = torch.where(torch.isfinite(cond), guided, torch.full_like(guided, float("-inf"))).log_softmax(-1)
+    return torch.where(w == 0, cond, guided)
 
 
-def gumbel_noise(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """Standard Gumbel samples -log(-log U)."""
-    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0 - 1e-7)
-    return -torch.log(-torch.log(u))
-
-
-def sample_categorical(log_probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One id per row of log_probs [..., V] by the Gumbel-max trick (exact categorical sampling)."""
-    return (log_probs + gumbel_noise(log_probs.shape, generator, log_probs.device)).argmax(-1)
+def sample_categorical(log_probs: Tensor, rng: RowGenerators) -> Tensor:
+    """One id per position of log_probs [B, P, V] by the Gumbel-max trick (exact categorical sampling)."""
+    return (log_probs + rng.gumbel(*log_probs.shape[1:]).to(log_probs.device)).argmax(-1)

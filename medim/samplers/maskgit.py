@@ -3,12 +3,13 @@
 At each step every masked position draws a token; the positions whose draw is
 most confident are revealed, as many as the reveal schedule asks. The schedule
 gives the fraction of positions still masked at time t:
-    arccos: m(t) = (2/pi) * arccos(1 - t)    cosine: m(t) = sin(pi t / 2)    linear: m(t) = t
-so going from t to s keeps floor(n_masked * m(s) / m(t)) masked (at least one is revealed).
-Confidence is log p(drawn token) + gumbel_temperature * t * Gumbel noise (MeDiM: 10 t),
-and the last step (s = 0) reveals every remaining position, by argmax as MeDiM does
-(`final_argmax`; that makes the sampler greedy at the end, so only with
-`final_argmax: false` does it sample a product distribution exactly).
+    arccos: r(t) = (2/pi) * arccos(1 - t)    cosine: r(t) = sin(pi t / 2)    linear: r(t) = t
+so going from t to s keeps floor(n_masked * r(s) / r(t)) masked (at least one is revealed).
+The ranking score is log-confidence (`medim.samplers.confidence`; MeDiM: the drawn
+token's probability) + gumbel_temperature * g(t) * Gumbel noise, with g(t) = t
+(MeDiM: 10 t) or 1. The last step (s = 0) reveals every remaining position, by
+argmax as MeDiM does (`final_argmax`; that makes the sampler greedy at the end, so
+only with `final_argmax: false` does it sample a product distribution exactly).
 """
 
 from __future__ import annotations
@@ -22,13 +23,24 @@ from torch import Tensor
 
 from medim.registry import SAMPLERS
 from medim.samplers.base import Sampler, SamplerOutput, SamplerParams
-from medim.samplers.logits import gumbel_noise, sample_categorical
+from medim.samplers.confidence import (
+    ConfidenceKind,
+    log_confidence,
+    reveal_most_confident,
+)
+from medim.samplers.logits import sample_categorical
+from medim.samplers.random import RowGenerators
 
-_SCHEDULES = {
-    "arccos": lambda t: (2.0 / math.pi) * math.acos(1.0 - t),
-    "cosine": lambda t: math.sin(math.pi * t / 2.0),
-    "linear": lambda t: t,
-}
+RevealSchedule = Literal["arccos", "cosine", "linear"]
+
+
+def masked_fraction(schedule: RevealSchedule, t: Tensor) -> Tensor:
+    """r(t): the fraction of positions the reveal schedule leaves masked at time t."""
+    if schedule == "arccos":
+        return (2.0 / math.pi) * torch.acos((1.0 - t).clamp(-1.0, 1.0))
+    if schedule == "cosine":
+        return torch.sin(math.pi * t / 2.0)
+    return t
 
 
 @SAMPLERS.register("maskgit")
@@ -36,26 +48,55 @@ class MaskGITSampler(Sampler):
     """Confidence-ordered unmasking with an arccos/cosine/linear reveal schedule and Gumbel confidences."""
 
     class Params(SamplerParams):
-        schedule: Literal["arccos", "cosine", "linear"] = "arccos"
-        gumbel_temperature: float = Field(10.0, ge=0, description="confidence noise scale, multiplied by t")
+        schedule: RevealSchedule = Field("arccos", description="fraction still masked over time: arccos (MeDiM), cosine, linear")
+        confidence: ConfidenceKind = Field("probability", description="what ranks the masked positions (MeDiM: probability)")
+        gumbel_temperature: float = Field(10.0, ge=0, description="scale of the Gumbel noise added to log-confidence")
+        gumbel_schedule: Literal["linear", "constant"] = Field(
+            "linear", description="noise scale over time: gumbel_temperature * t (MeDiM) or constant"
+        )
         final_argmax: bool = Field(True, description="the last step takes the most likely token (MeDiM); false samples it")
 
-    def step(self, logits: Tensor, xt: Tensor, t: float, s: float, generator: torch.Generator | None = None) -> SamplerOutput:
-        assert logits.shape[:2] == xt.shape, (logits.shape, xt.shape)
+    def step(
+        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None
+    ) -> SamplerOutput:
+        assert logits.shape[:2] == xt.shape and t.shape == s.shape == xt.shape[:1], (logits.shape, xt.shape, t.shape)
+        params = self.params
         log_probs = self.log_probs(logits)
-        x0 = log_probs.argmax(-1) if s <= 0 and self.params.final_argmax else sample_categorical(log_probs, generator)
-        masked = xt == self.mask_id
-        if s <= 0:
-            return SamplerOutput(torch.where(masked, x0, xt), torch.where(masked, x0, xt))
-        schedule = _SCHEDULES[self.params.schedule]
-        n_masked = masked.sum(-1)
-        # the 1e-6 stops float error (3 * (2/3) = 1.9999...) from revealing an extra token
-        keep_masked = torch.floor(n_masked * (schedule(s) / schedule(t)) + 1e-6).long()
-        n_reveal = torch.where(n_masked > 0, (n_masked - keep_masked).clamp(min=1), n_masked)
-        confidence = log_probs.gather(-1, x0[..., None])[..., 0]
-        if self.params.gumbel_temperature > 0:
-            confidence = confidence + self.params.gumbel_temperature * t * gumbel_noise(confidence.shape, generator, xt.device)
-        confidence = confidence.masked_fill(~masked, float("-inf"))
-        rank = confidence.argsort(-1, descending=True).argsort(-1)
-        reveal = masked & (rank < n_reveal[:, None])
+        final = s <= 0
+        x0 = sample_categorical(log_probs, rng)
+        if params.final_argmax:
+            x0 = torch.where(final[:, None], log_probs.argmax(-1), x0)
+        masked = self._masked(xt, frozen)
+        confidence = log_confidence(params.confidence, log_probs, x0, rng)
+        score = confidence
+        if params.gumbel_temperature > 0:
+            scale = params.gumbel_temperature * (t if params.gumbel_schedule == "linear" else torch.ones_like(t))
+            score = confidence + scale[:, None] * rng.gumbel(xt.shape[1]).to(score.device)
+        reveal = reveal_most_confident(score, masked, self.reveal_count(masked, t, s, confidence))
+        reveal = reveal | (masked & final[:, None])
         return SamplerOutput(torch.where(reveal, x0, xt), torch.where(masked, x0, xt))
+
+    def reveal_count(self, masked: Tensor, t: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
+        """[B] positions to reveal: the schedule's share of the masked ones, at least one.
+
+        `confidence` [B, P] (log, before noise) is there for subclasses that reveal by it.
+        """
+        n_masked = masked.sum(-1)
+        ratio = masked_fraction(self.params.schedule, s) / masked_fraction(self.params.schedule, t).clamp(min=1e-12)
+        # the 1e-6 stops float error (3 * (2/3) = 1.9999...) from revealing an extra token
+        keep_masked = torch.floor(n_masked * ratio + 1e-6).long()
+        return torch.where(n_masked > 0, (n_masked - keep_masked).clamp(min=1), n_masked)
+
+
+SAMPLERS.register_preset(
+    "medim",
+    MaskGITSampler,
+    doc="MeDiM's sampler: MaskGIT with arccos reveal, log p + 10 t Gumbel confidence, final argmax, guidance w (1 - t).\n\n"
+    "Use it with MeDiM's 128 steps and w = 5 (eval.num_steps: 128, eval.cfg_scale: 5, as experiments/paper/medim.yaml sets).",
+    schedule="arccos",
+    confidence="probability",
+    gumbel_temperature=10.0,
+    gumbel_schedule="linear",
+    final_argmax=True,
+    cfg_schedule="linear",
+)

@@ -1,60 +1,79 @@
-"""Masked-diffusion tasks: which positions are noised, which condition, the loss and generation.
+"""Masked-diffusion tasks: which positions are noised and which condition, for training and for generation.
 
 A task never looks inside the backbone or the layout's id arithmetic; it only
 decides roles: the *noisable* positions are corrupted and scored, the
 *conditioning* positions stay clean (or are all masked, with probability
 `cond_dropout`, so the same model also learns the unconditional distribution
-that classifier-free guidance needs).
+that classifier-free guidance needs). How a batch is corrupted and scored is the
+experiment's objective (`medim.objectives`).
 
-Loss (MDLM SUBS, as in MeDiM): for x0 [B, L], t ~ U[t_min, 1] (stratified),
-xt = corrupt(x0, t); at every masked noisable position the cross-entropy of x0
-under logits restricted to that position's modality, weighted by
-w(t) = -alpha'(t) / (1 - alpha_t) (= 1/t, log-linear), summed and divided by the
-number of noisable positions in the batch (those the layout lets be scored: MeDiM's
-layout never scores report padding).
+Generation fills the noised positions by the reverse process
+(`medim.tasks.generation.denoise`). Any subset of them may be given instead
+(infilling): a report's opening to be finished, the part of an image outside an
+inpainting mask. Guidance re-masks the task's conditioning modality; a task
+without one (joint generation) guides on the given part, e.g. a report opening.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from medim.backbones.base import Backbone
 from medim.noise.base import MaskingSchedule
+from medim.objectives.base import LossOutput, MaskedDiffusionObjective, TrainingBatch
 from medim.registry import ComponentParams
 from medim.samplers.base import Sampler
-from medim.tasks.generation import denoise
+from medim.tasks.generation import DecodeStats, denoise
 from medim.tokenizers.layouts import FIXED, SequenceLayout
 
-
-@dataclass(frozen=True)
-class TrainingBatch:
-    """One corrupted batch: clean x0, noisy xt, times t [B] and the noisable positions [B, L]."""
-
-    x0: Tensor
-    xt: Tensor
-    t: Tensor
-    noisable: Tensor
-
-
-@dataclass(frozen=True)
-class LossOutput:
-    """The scalar loss and diagnostics (unweighted cross-entropy, accuracy at masked positions)."""
-
-    loss: Tensor
-    cross_entropy: float
-    accuracy: float
-    masked_tokens: int
+__all__ = ["GenerationPrompt", "LossOutput", "MaskedDiffusionTask", "TaskParams", "TrainingBatch"]
 
 
 class TaskParams(ComponentParams):
     """Settings shared by every task."""
 
     cond_dropout: float = Field(0.1, ge=0, le=1, description="probability of masking all conditioning (for CFG)")
+
+
+class GenerationPrompt:
+    """What is given to a generation: sequences [B, L] and which of their positions are known [B, L]."""
+
+    def __init__(self, layout: SequenceLayout, batch: int, device: torch.device) -> None:
+        self.layout = layout
+        codes = torch.zeros(batch, len(layout.image_positions), dtype=torch.long)
+        text = torch.zeros(batch, len(layout.text_positions), dtype=torch.long)
+        self.tokens = layout.pack(codes, text).to(device)
+        self.known = (layout.position_modality == FIXED).expand(batch, -1).clone().to(device)
+        self.tokens[~self.known] = layout.mask_id
+
+    def with_reports(self, reports: list[str]) -> "GenerationPrompt":
+        """Give whole reports."""
+        text = self.layout.text_positions
+        self.tokens[:, text] = self.layout.pack_text(list(reports)).ids.to(self.tokens.device)
+        self.known[:, text] = True
+        return self
+
+    def with_report_openings(self, openings: list[str]) -> "GenerationPrompt":
+        """Give the first words of each report; the rest of it is generated."""
+        text = self.layout.text_positions
+        ids, known = (x.to(self.tokens.device) for x in self.layout.pack_text_prefix(list(openings)))
+        self.tokens[:, text] = torch.where(known, ids, self.tokens[:, text])
+        self.known[:, text] |= known
+        return self
+
+    def with_images(self, images: np.ndarray, regenerate: np.ndarray | None = None) -> "GenerationPrompt":
+        """Give images [B, S, S, 3]; with pixel masks `regenerate` [B, S, S], the codes under the mask are generated."""
+        layout = self.layout
+        device = self.tokens.device
+        self.tokens[:, layout.image_positions] = (layout.image_tokenizer.encode(images) + layout.image_offset).to(device)
+        keep = torch.ones(len(images), len(layout.image_positions), dtype=torch.bool)
+        if regenerate is not None:
+            keep = ~layout.image_tokenizer.token_mask(regenerate)
+        self.known[:, layout.image_positions] = keep.to(device)
+        return self
 
 
 class MaskedDiffusionTask:
@@ -65,10 +84,15 @@ class MaskedDiffusionTask:
     noised_modalities: tuple[int, ...] = ()
     conditioning_modalities: tuple[int, ...] = ()
 
-    def __init__(self, params: TaskParams, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
+    def __init__(self, params: TaskParams, *, layout: SequenceLayout, objective: MaskedDiffusionObjective) -> None:
         self.params = params
         self.layout = layout
-        self.noise = noise
+        self.objective = objective
+
+    @property
+    def noise(self) -> MaskingSchedule:
+        """The forward process this task is trained and sampled with."""
+        return self.objective.noise
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -84,35 +108,13 @@ class MaskedDiffusionTask:
     # -- training ------------------------------------------------------------------------------
 
     def training_batch(self, x0: Tensor, generator: torch.Generator | None = None) -> TrainingBatch:
-        """Corrupt clean sequences x0 [B, L] for this task."""
-        batch = x0.shape[0]
-        noisable, conditioning = (m.to(x0.device) for m in self.roles(batch, generator))
-        t = self.noise.sample_t(batch, generator, device=x0.device)
-        xt = self.noise.corrupt(x0, t, noisable, self.layout.mask_id, generator)
-        dropped = torch.rand(batch, generator=generator, device=x0.device) < self.params.cond_dropout
-        xt = xt.masked_fill(dropped[:, None] & conditioning, self.layout.mask_id)
-        return TrainingBatch(x0=x0, xt=xt, t=t, noisable=noisable)
+        """Corrupt clean sequences x0 [B, L] for this task, as the objective says."""
+        noisable, conditioning = self.roles(x0.shape[0], generator)
+        return self.objective.corrupt(x0, noisable, conditioning, self.params.cond_dropout, generator)
 
     def loss(self, backbone: Backbone, batch: TrainingBatch) -> LossOutput:
-        """The weighted ELBO of `batch` (see the module docstring)."""
-        layout = self.layout
-        hidden = backbone(batch.xt, self.noise.sigma(batch.t), layout.attention_mask(batch.xt))
-        scorable = batch.noisable
-        scored_mask = layout.scored_mask(batch.x0)
-        if scored_mask is not None:
-            scorable = scorable & scored_mask
-        scored = (batch.xt == layout.mask_id) & scorable
-        rows, positions = scored.nonzero(as_tuple=True)
-        logits = backbone.logits(hidden[rows, layout.logit_positions(positions)][None])[0]
-        logits = logits.masked_fill(~layout.allowed_vocab(positions.cpu()).to(logits.device), float("-inf"))
-        targets = batch.x0[rows, positions]
-        cross_entropy = F.cross_entropy(logits.float(), targets, reduction="none")
-        weights = self.noise.loss_weight(batch.t)[rows]
-        loss = (weights * cross_entropy).sum() / scorable.sum().clamp(min=1)
-        with torch.no_grad():
-            accuracy = (logits.argmax(-1) == targets).float().mean().item() if len(targets) else 0.0
-            mean_ce = cross_entropy.mean().item() if len(targets) else 0.0
-        return LossOutput(loss=loss, cross_entropy=mean_ce, accuracy=accuracy, masked_tokens=len(targets))
+        """The objective's loss of `batch`."""
+        return self.objective.loss(backbone, batch)
 
     def validation_losses(self, backbone: Backbone, x0: Tensor, generator: torch.Generator) -> dict[str, float]:
         """Validation loss of this task on x0 (a mixture reports each member separately)."""
@@ -120,31 +122,35 @@ class MaskedDiffusionTask:
 
     # -- generation ----------------------------------------------------------------------------
 
-    def _denoise(
+    def prompt(self, batch: int, device: torch.device) -> GenerationPrompt:
+        """An empty prompt: fixed tokens in place, every image and report position unknown."""
+        return GenerationPrompt(self.layout, batch, device)
+
+    def infill(
         self,
         backbone: Backbone,
         sampler: Sampler,
-        given: Tensor,
+        prompt: GenerationPrompt,
         *,
         num_steps: int,
-        cfg_scale: float,
-        generator: torch.Generator | None,
+        modality_steps: dict[str, int] | None = None,
+        cfg_scale: float = 0.0,
+        seed: int | list[int] | None = None,
+        stats: DecodeStats | None = None,
     ) -> Tensor:
-        """Fill this task's noised positions of `given` [B, L] by the reverse process."""
-        targets = self._positions_of(self.noised_modalities).nonzero()[:, 0]
-        conditioning = self._positions_of(self.conditioning_modalities).nonzero()[:, 0]
+        """Sequences [B, L]: the prompt with this task's unknown noised positions generated.
+
+        Each sample draws from its own seed (`seed`: one per sample, or an int for seed + i).
+        """
+        noised = self._positions_of(self.noised_modalities).to(prompt.tokens.device)
+        targets = noised.nonzero()[:, 0]
+        if self.conditioning_modalities:
+            conditioning = self._positions_of(self.conditioning_modalities).to(noised.device).expand_as(prompt.known)
+        else:
+            conditioning = prompt.known & noised
         return denoise(
-            backbone, self.layout, self.noise, sampler, given,
-            targets=targets, conditioning=conditioning, num_steps=num_steps,
-            cfg_scale=cfg_scale if len(conditioning) else 0.0, generator=generator,
+            backbone, self.layout, sampler, prompt.tokens, targets=targets, num_steps=num_steps,
+            generate=~prompt.known[:, targets], conditioning=conditioning, modality_steps=modality_steps,
+            cfg_scale=cfg_scale if bool(conditioning.any()) else 0.0, seeds=seed,
+            token_levels=self.objective.token_levels, stats=stats,
         )
-
-    def _template(self, batch: int, device: torch.device) -> Tensor:
-        """Sequences [B, L] with fixed tokens in place and every modality position masked."""
-        layout = self.layout
-        codes = torch.zeros(batch, len(layout.image_positions), dtype=torch.long)
-        text = torch.zeros(batch, len(layout.text_positions), dtype=torch.long)
-        tokens = layout.pack(codes, text)
-        tokens[:, layout.position_modality != FIXED] = layout.mask_id
-        return tokens.to(device)
-

@@ -1,9 +1,10 @@
-"""Image -> text: the image conditions, the report is noised and generated."""
+"""Image -> text: the image conditions, the report is noised and generated (or finished from its opening)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from medim.backbones.base import Backbone
 from medim.registry import TASKS
@@ -25,14 +26,14 @@ class ImageToTextTask(MaskedDiffusionTask):
         sampler: Sampler,
         images: np.ndarray,
         *,
-        num_steps: int,
-        cfg_scale: float = 0.0,
-        generator: torch.Generator | None = None,
+        report_openings: list[str] | None = None,
+        **decoding: Any,
     ) -> list[str]:
-        """One report per uint8 image [B, H, W, 3]."""
-        device = next(backbone.parameters()).device
-        given = self._template(len(images), device)
-        codes = self.layout.image_tokenizer.encode(images)
-        given[:, self.layout.image_positions] = (codes + self.layout.image_offset).to(device)
-        tokens = self._denoise(backbone, sampler, given, num_steps=num_steps, cfg_scale=cfg_scale, generator=generator)
-        return self.layout.texts(tokens.cpu())
+        """One report per uint8 image [B, H, W, 3]; each continues its opening when `report_openings` are given.
+
+        `decoding` is `infill`'s keywords (num_steps, modality_steps, cfg_scale, seed, stats).
+        """
+        prompt = self.prompt(len(images), next(backbone.parameters()).device).with_images(images)
+        if report_openings is not None:
+            prompt.with_report_openings(report_openings)
+        return self.layout.texts(self.infill(backbone, sampler, prompt, **decoding).cpu())

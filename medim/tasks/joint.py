@@ -1,9 +1,10 @@
-"""Joint generation: image and report are both noised and generated together from nothing."""
+"""Joint generation: image and report generated together, from nothing or from a report's opening."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from medim.backbones.base import Backbone
 from medim.registry import TASKS
@@ -25,11 +26,21 @@ class JointTask(MaskedDiffusionTask):
         sampler: Sampler,
         num_samples: int,
         *,
-        num_steps: int,
-        generator: torch.Generator | None = None,
+        report_openings: list[str] | None = None,
+        images: np.ndarray | None = None,
+        regenerate: np.ndarray | None = None,
+        **decoding: Any,
     ) -> tuple[np.ndarray, list[str]]:
-        """(uint8 images [B, H, W, 3], reports) of `num_samples` new pairs."""
-        device = next(backbone.parameters()).device
-        given = self._template(num_samples, device)
-        tokens = self._denoise(backbone, sampler, given, num_steps=num_steps, cfg_scale=0.0, generator=generator).cpu()
+        """(uint8 images [B, H, W, 3], reports) of `num_samples` new pairs.
+
+        A pair may be prompted by a report opening (MeDiM's joint generation "in response
+        to prompts"; guidance then re-masks the opening), or by an image outside the
+        `regenerate` masks. `decoding` is `infill`'s keywords.
+        """
+        prompt = self.prompt(num_samples, next(backbone.parameters()).device)
+        if report_openings is not None:
+            prompt.with_report_openings(report_openings)
+        if images is not None:
+            prompt.with_images(images, regenerate)
+        tokens = self.infill(backbone, sampler, prompt, **decoding).cpu()
         return self.layout.image_tokenizer.decode(self.layout.image_codes(tokens)), self.layout.texts(tokens)

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from medim.backbones.base import Backbone
-from medim.noise.base import MaskingSchedule
+from medim.objectives.base import MaskedDiffusionObjective
 from medim.registry import TASKS
 from medim.tasks.base import MaskedDiffusionTask, TaskParams
 from medim.tokenizers.layouts import SequenceLayout
@@ -39,10 +39,12 @@ class MultiTask(MaskedDiffusionTask):
                 raise ValueError("a multitask cannot contain itself")
             return weights
 
-    def __init__(self, params: Params, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
-        super().__init__(params, layout=layout, noise=noise)
+    def __init__(self, params: Params, *, layout: SequenceLayout, objective: MaskedDiffusionObjective) -> None:
+        super().__init__(params, layout=layout, objective=objective)
         self.members: dict[str, MaskedDiffusionTask] = {
-            name: TASKS.build({"name": name, "cond_dropout": params.cond_dropout}, where=f"task.weights.{name}", layout=layout, noise=noise)
+            name: TASKS.build(
+                {"name": name, "cond_dropout": params.cond_dropout}, where=f"task.weights.{name}", layout=layout, objective=objective
+            )
             for name in params.weights
         }
         self.probabilities = torch.tensor(list(params.weights.values()), dtype=torch.float)

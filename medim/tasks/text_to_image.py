@@ -1,9 +1,10 @@
-"""Text -> image: the report conditions, the image is noised and generated."""
+"""Text -> image: the report conditions, the image is noised and generated (or only a region of it)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from medim.backbones.base import Backbone
 from medim.registry import TASKS
@@ -25,13 +26,18 @@ class TextToImageTask(MaskedDiffusionTask):
         sampler: Sampler,
         reports: list[str],
         *,
-        num_steps: int,
-        cfg_scale: float = 0.0,
-        generator: torch.Generator | None = None,
+        images: np.ndarray | None = None,
+        regenerate: np.ndarray | None = None,
+        **decoding: Any,
     ) -> np.ndarray:
-        """uint8 images [B, H, W, 3], one per report."""
-        device = next(backbone.parameters()).device
-        given = self._template(len(reports), device)
-        given[:, self.layout.text_positions] = self.layout.pack_text(reports).ids.to(device)
-        tokens = self._denoise(backbone, sampler, given, num_steps=num_steps, cfg_scale=cfg_scale, generator=generator)
+        """uint8 images [B, H, W, 3], one per report.
+
+        Inpainting: with `images` [B, S, S, 3] and pixel masks `regenerate` [B, S, S], only
+        the codes under each mask are drawn anew. `decoding` is `infill`'s keywords
+        (num_steps, modality_steps, cfg_scale, seed, stats).
+        """
+        prompt = self.prompt(len(reports), next(backbone.parameters()).device).with_reports(reports)
+        if images is not None:
+            prompt.with_images(images, regenerate)
+        tokens = self.infill(backbone, sampler, prompt, **decoding)
         return self.layout.image_tokenizer.decode(self.layout.image_codes(tokens).cpu())

@@ -8,6 +8,7 @@ a stale tokenizer. Tokenizers loaded from files do nothing in `prepare`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,6 +80,19 @@ class ImageTokenizer(Tokenizer):
         """uint8 images [B, H, W, 3] from codes [B, tokens_per_image]."""
         raise NotImplementedError
 
+    def token_mask(self, pixel_masks: np.ndarray) -> Tensor:
+        """[B, tokens_per_image] bool: the codes whose patch of the raster grid touches a True pixel of masks [B, S, S]."""
+        grid = math.isqrt(self.tokens_per_image)
+        masks = np.asarray(pixel_masks, dtype=bool)
+        size = self.image_size
+        if masks.ndim != 3 or masks.shape[1:] != (size, size):
+            raise ValueError(f"expected masks of shape [B, {size}, {size}], got {tuple(masks.shape)}")
+        if grid * grid != self.tokens_per_image or size % grid:
+            raise ValueError(f"{self.tokens_per_image} codes per {size}-pixel image do not form a square raster grid")
+        cell = size // grid
+        blocks = masks.reshape(len(masks), grid, cell, grid, cell).any(axis=(2, 4))
+        return torch.from_numpy(blocks.reshape(len(masks), self.tokens_per_image))
+
 
 class TextTokenizer(Tokenizer):
     """Report strings to id lists and back; special ids are attributes."""
@@ -100,6 +114,11 @@ class TextTokenizer(Tokenizer):
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Texts from id lists; padding and special ids are dropped."""
         raise NotImplementedError
+
+    def sentence_end_ids(self) -> frozenset[int]:
+        """Ids whose piece ends a sentence (its text ends in '.', '!' or '?'), e.g. for prompt training."""
+        pieces = self.decode([[i] for i in range(self.vocab_size)])
+        return frozenset(i for i, piece in enumerate(pieces) if piece.rstrip().endswith((".", "!", "?")))
 
 
 def as_uint8_batch(images: np.ndarray | Tensor, image_size: int) -> np.ndarray:

@@ -26,10 +26,12 @@ FIXED, IMAGE, TEXT = -1, 0, 1
 
 @dataclass(frozen=True)
 class PackedText:
-    """Report ids laid into fixed-length segments [B, T], with how many reports were cut short."""
+    """Report ids laid into fixed-length segments [B, T]: how many reports were cut short, and each row's
+    used length [B] (framing included, padding not)."""
 
     ids: Tensor
     truncated: int
+    lengths: Tensor
 
 
 class SequenceLayout:
@@ -96,22 +98,34 @@ class SequenceLayout:
         tokens[:, self.text_positions] = text_ids.long()
         return tokens
 
+    def text_framing(self) -> tuple[list[int], list[int]]:
+        """(ids before, ids after) each report in its segment, e.g. ([], [EOS]) or ([BOS], [])."""
+        raise NotImplementedError
+
     def _segments(self, texts: list[str], framing: tuple[list[int], list[int]]) -> PackedText:
         """Reports as `prefix + ids + suffix` cut to T (the suffix kept), right-padded with the pad id."""
         t = len(self.text_positions)
         prefix, suffix = framing
         room = t - len(prefix) - len(suffix)
         ids = torch.full((len(texts), t), self.text_tokenizer.pad_id, dtype=torch.long)
+        lengths = torch.zeros(len(texts), dtype=torch.long)
         truncated = 0
         for row, piece_ids in enumerate(self.text_tokenizer.encode(list(texts))):
             truncated += len(piece_ids) > room
             segment = [*prefix, *piece_ids[:room], *suffix]
             ids[row, : len(segment)] = torch.tensor(segment, dtype=torch.long)
-        return PackedText(ids, truncated)
+            lengths[row] = len(segment)
+        return PackedText(ids, truncated, lengths)
 
     def pack_text(self, texts: list[str]) -> PackedText:
         """Tokenize reports into the layout's fixed-length text segment."""
-        raise NotImplementedError
+        return self._segments(texts, self.text_framing())
+
+    def pack_text_prefix(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Report openings as (ids [B, T], known [B, T]): each opening where its report would start,
+        the rest of the segment to be generated (a report to be finished)."""
+        packed = self._segments(texts, (self.text_framing()[0], []))
+        return packed.ids, torch.arange(packed.ids.shape[1])[None] < packed.lengths[:, None]
 
     def image_codes(self, tokens: Tensor) -> Tensor:
         """Image codes [B, N] (tokenizer ids) read from sequences [B, L]."""
@@ -168,8 +182,8 @@ class CompactLayout(SequenceLayout):
         self.boi_id, self.eoi_id, self.mask_id = text_vocab, text_vocab + 1, text_vocab + 2
         self.image_offset = text_vocab + 3
 
-    def pack_text(self, texts: list[str]) -> PackedText:
-        return self._segments(texts, ([], [self.text_tokenizer.eos_id]))
+    def text_framing(self) -> tuple[list[int], list[int]]:
+        return [], [self.text_tokenizer.eos_id]
 
     def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
         tokens = self._place(image_codes, text_ids, "compact")

@@ -29,7 +29,7 @@ from torch import Tensor
 from medim.errors import ConfigError, DataError
 from medim.registry import LAYOUTS, ComponentParams
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerNotLoaded
-from medim.tokenizers.layouts import FIXED, IMAGE, TEXT, CompactLayout, PackedText, SequenceLayout
+from medim.tokenizers.layouts import FIXED, IMAGE, TEXT, CompactLayout, SequenceLayout
 
 #: The specials MeDiM adds to its Llama-2 tokenizer, in order.
 PAPER_SPECIALS = ("<boi>", "<eoi>", "<eos>")
@@ -108,8 +108,8 @@ class MedimPaperLayout(SequenceLayout):
     def scored_mask(self, x0: Tensor) -> Tensor | None:
         return self.attention_mask(x0)
 
-    def pack_text(self, texts: list[str]) -> PackedText:
-        return self._segments(texts, ([self.text_tokenizer.bos_id], []))
+    def text_framing(self) -> tuple[list[int], list[int]]:
+        return [self.text_tokenizer.bos_id], []
 
     def pack(self, image_codes: Tensor, text_ids: Tensor) -> Tensor:
         tokens = self._place(image_codes, text_ids, "medim_paper")

@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from medim.config import ExperimentConfig, TrainConfig
+from medim.config.loading import changed_keys
 from medim.errors import ConfigError
 from medim.experiment import Experiment, build_experiment
 from medim.io import atomic_write_json, atomic_write_text
@@ -95,9 +96,7 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
         return run_dir
     if not resolved.is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no resolved.yaml); train without --resume first")
-    previous = _flatten(yaml.safe_load(resolved.read_text()) or {})
-    current = _flatten(config.model_dump(mode="json"))
-    changed = sorted(k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k))
+    changed = changed_keys(yaml.safe_load(resolved.read_text()) or {}, config.model_dump(mode="json"))
     not_allowed = [k for k in changed if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES)]
     if not_allowed:
         raise ConfigError(
@@ -105,18 +104,6 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
             f"only train.{{{', '.join(sorted(RESUMABLE_CHANGES))}}} may change when resuming"
         )
     return run_dir
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    flat: dict[str, object] = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, path + "."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:

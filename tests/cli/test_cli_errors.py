@@ -109,7 +109,7 @@ def test_info_unknown_name_of_a_kind(capsys: pytest.CaptureFixture[str]) -> None
     code, _, err = run(capsys, "info", "samplers:maskgt")
     assert code == 2
     assert_clean_error(err)
-    assert "unknown samplers 'maskgt'. Did you mean 'maskgit'?" in err
+    assert "unknown samplers 'maskgt'. Did you mean 'maskgit'" in err
 
 
 # -- experiments -----------------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def test_missing_section_is_reported(tmp_path: Path) -> None:
 
 
 def test_component_block_without_name() -> None:
-    with pytest.raises(ConfigError, match=r"noise: expected a block with a `name:` key naming one of noise \(loglinear"):
+    with pytest.raises(ConfigError, match=r"noise: expected a block with a `name:` key naming one of noise \(cosine, linear, loglinear, polynomial\)"):
         load_experiment("quickstart", ["~noise.name"])
 
 

@@ -1,161 +1,205 @@
-"""Samplers driven by the exact denoiser of a known toy distribution reproduce that distribution.
+"""Every sampler, driven through the real generation loop by the exact denoiser of a known distribution,
+reproduces that distribution.
 
-Toy problem: P = 3 positions over V = 3 token values (ids 0..2, mask id 3). The
-exact SUBS denoiser for a masked position is the target's conditional marginal
-given the revealed positions, computed by enumerating all 27 states.
+The toy problem (`toy_diffusion`): a report token c and three image codes, with
+either conditionally independent codes (a product given c) or a Markov chain. With
+n = 20000 samples over at most 54 states, sampling noise alone gives a total
+variation of about 0.01-0.02, so BOUND = 0.03 separates exact samplers from biased
+ones (the sanity checks below show biased settings land far above it).
 """
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
+from toy_diffusion import (
+    ALL_TARGETS,
+    IMAGE_TARGETS,
+    MARGINALS,
+    PRIOR,
+    STATES,
+    TEXT_VALUES,
+    ExactDenoiser,
+    ToyLayout,
+    conditional,
+    histogram,
+    markov_table,
+    product_table,
+    start,
+    total_variation,
+)
 
 from medim.registry import NOISE, SAMPLERS
-from medim.samplers.logits import classifier_free_guidance, process_logits
+from medim.samplers.random import RowGenerators
+from medim.tasks.generation import denoise
 
-V, P, MASK = 3, 3, 3
-STATES = torch.tensor(list(itertools.product(range(V), repeat=P)))  # [27, P]
-
-
-def markov_table() -> torch.Tensor:
-    """A dependent distribution: x1 ~ pi, x_{j+1} | x_j by a sticky transition matrix."""
-    pi = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
-    transition = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]], dtype=torch.float64)
-    probs = pi[STATES[:, 0]] * transition[STATES[:, 0], STATES[:, 1]] * transition[STATES[:, 1], STATES[:, 2]]
-    return probs / probs.sum()
-
-
-def product_table() -> torch.Tensor:
-    marginals = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.34, 0.33, 0.33]], dtype=torch.float64)
-    probs = marginals[0, STATES[:, 0]] * marginals[1, STATES[:, 1]] * marginals[2, STATES[:, 2]]
-    return probs / probs.sum()
-
-
-def exact_logits(table: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
-    """[B, P, V + 1] log p(x0_j = v | revealed tokens of xt); the mask id gets -inf."""
-    consistent = ((STATES[None] == xt[:, None]) | (xt[:, None] == MASK)).all(-1)  # [B, 27]
-    weights = table[None] * consistent
-    marginals = torch.stack([weights @ torch.nn.functional.one_hot(STATES[:, j], V).double() for j in range(P)], 1)
-    marginals = marginals / marginals.sum(-1, keepdim=True)
-    logits = torch.full((xt.shape[0], P, V + 1), float("-inf"), dtype=torch.float64)
-    logits[..., :V] = marginals.log()
-    return logits
-
-
-def run(sampler_spec: dict, table: torch.Tensor, steps: int, n: int = 20000, seed: int = 0) -> torch.Tensor:
-    noise = NOISE.build({"name": "loglinear"})
-    sampler = SAMPLERS.build(sampler_spec, mask_id=MASK, noise=noise)
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.full((n, P), MASK)
-    times = sampler.timesteps(steps)
-    for i in range(steps):
-        x = sampler.step(exact_logits(table, x), x, float(times[i]), float(times[i + 1]), generator).prev_sample
-    assert (x != MASK).all()
-    return x
-
-
-def total_variation(samples: torch.Tensor, table: torch.Tensor) -> float:
-    index = (samples * torch.tensor([V * V, V, 1])).sum(-1)
-    empirical = torch.bincount(index, minlength=len(table)).double() / len(samples)
-    return 0.5 * (empirical - table).abs().sum().item()
-
-
-# With n = 20000 samples over 27 states, sampling noise alone gives TV about 0.01-0.02.
 BOUND = 0.03
+N = 20000
+LAYOUT = ToyLayout()
 
 
-@pytest.mark.parametrize(
-    "spec,steps",
-    [
-        ({"name": "ancestral"}, 8),
-        ({"name": "ancestral"}, 1),
-        ({"name": "maskgit", "schedule": "arccos", "final_argmax": False}, 3),
-        ({"name": "maskgit", "schedule": "linear", "gumbel_temperature": 1e6, "final_argmax": False}, 2),
-        ({"name": "maskgit", "schedule": "cosine", "final_argmax": False}, 1),
-    ],
-)
-def test_independent_positions_are_exact_for_any_step_count(spec: dict, steps: int) -> None:
+def sample(spec: dict, table: torch.Tensor, steps: int, *, c: int | None = 1, n: int = N, seed: int = 0, **loop) -> torch.Tensor:
+    """n sequences from the loop with the exact denoiser of `table`, report token c given (None: generated)."""
+    sampler = SAMPLERS.build(spec, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"}))
+    targets = IMAGE_TARGETS if c is not None else ALL_TARGETS
+    rng = RowGenerators.shared(torch.Generator().manual_seed(seed), n)
+    return denoise(ExactDenoiser(table), LAYOUT, sampler, start(n, c), targets=targets, num_steps=steps, rng=rng, **loop)
+
+
+EXACT_FOR_PRODUCTS = [
+    ({"name": "ancestral"}, 8),
+    ({"name": "ancestral", "cache": False}, 1),
+    ({"name": "maskgit", "schedule": "arccos", "final_argmax": False}, 3),
+    ({"name": "maskgit", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False}, 2),
+    ({"name": "maskgit", "schedule": "cosine", "final_argmax": False}, 1),
+    ({"name": "first_hitting"}, 1),
+    ({"name": "threshold", "confidence": "top_probability", "threshold": 0.5}, 3),
+    ({"name": "remask", "strategy": "cap", "eta": 0.3}, 6),
+    ({"name": "remask", "strategy": "rescale", "eta": 0.5}, 6),
+    ({"name": "remask", "strategy": "loop", "eta": 0.3}, 8),
+    ({"name": "ancestral", "block_length": 2}, 4),
+]
+
+
+@pytest.mark.parametrize("spec,steps", EXACT_FOR_PRODUCTS, ids=lambda v: str(v))
+def test_independent_codes_are_exact_for_any_step_count(spec: dict, steps: int) -> None:
     table = product_table()
-    assert total_variation(run(spec, table, steps), table) < BOUND
+    assert total_variation(sample(spec, table, steps), conditional(table, 1)) < BOUND
 
 
-def test_many_step_ancestral_matches_a_dependent_distribution() -> None:
+EXACT_FOR_DEPENDENT = [
+    ({"name": "ancestral"}, 256),
+    ({"name": "first_hitting"}, 1),
+    ({"name": "maskgit", "schedule": "linear", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False}, 3),
+    # position-level confidence (not the drawn token's) with one reveal per step: an adaptive order, still exact
+    ({"name": "threshold", "confidence": "top_probability", "threshold": 1.0, "schedule": "linear"}, 3),
+    ({"name": "maskgit", "confidence": "margin", "gumbel_temperature": 0.0, "schedule": "linear", "final_argmax": False}, 3),
+    ({"name": "remask", "strategy": "cap", "eta": 0.05}, 256),
+    ({"name": "maskgit", "schedule": "linear", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False, "block_length": 1}, 3),
+]
+
+
+@pytest.mark.parametrize("spec,steps", EXACT_FOR_DEPENDENT, ids=lambda v: str(v))
+def test_dependent_codes_are_exact_with_enough_steps(spec: dict, steps: int) -> None:
     table = markov_table()
-    assert total_variation(run({"name": "ancestral"}, table, steps=256), table) < BOUND
+    assert total_variation(sample(spec, table, steps), conditional(table, 1)) < BOUND
+
+
+def test_first_hitting_and_many_step_ancestral_agree() -> None:
+    table = markov_table()
+    hitting = histogram(sample({"name": "first_hitting"}, table, 1, seed=1))
+    ancestral = histogram(sample({"name": "ancestral"}, table, 256, seed=2))
+    assert 0.5 * (hitting - ancestral).abs().sum().item() < 2 * BOUND
+
+
+def test_joint_generation_samples_the_whole_table() -> None:
+    """Report token and image codes generated together, each from its own vocabulary."""
+    table = markov_table()
+    samples = sample({"name": "first_hitting"}, table, 1, c=None)
+    assert (samples[:, 0] < TEXT_VALUES).all() and (samples[:, 1:] >= TEXT_VALUES).all()
+    assert total_variation(samples, table) < BOUND
 
 
 def test_one_step_ancestral_loses_the_dependence() -> None:
     """Sanity check of the bound: revealing everything at once samples the product of marginals."""
     table = markov_table()
-    assert total_variation(run({"name": "ancestral"}, table, steps=1), table) > 0.08
-
-
-def test_maskgit_one_token_per_step_matches_a_dependent_distribution() -> None:
-    """One reveal per step in a random order (overwhelming confidence noise) is exact autoregression."""
-    table = markov_table()
-    spec = {"name": "maskgit", "schedule": "linear", "gumbel_temperature": 1e6, "final_argmax": False}
-    samples = run(spec, table, steps=P)
-    assert total_variation(samples, table) < BOUND
+    assert total_variation(sample({"name": "ancestral"}, table, 1), conditional(table, 1)) > 0.08
 
 
 def test_confidence_ordering_without_noise_is_biased() -> None:
-    """Revealing the most confident draws first skews even independent marginals (why MeDiM adds Gumbel noise)."""
+    """Revealing the most confident draws first skews even independent codes (why MeDiM adds Gumbel noise)."""
     table = product_table()
     spec = {"name": "maskgit", "schedule": "linear", "gumbel_temperature": 0.0, "final_argmax": False}
-    assert total_variation(run(spec, table, steps=2), table) > 0.1
+    assert total_variation(sample(spec, table, 2), conditional(table, 1)) > 0.1
 
 
 def test_maskgit_final_argmax_is_greedy() -> None:
-    samples = run({"name": "maskgit", "schedule": "cosine"}, product_table(), steps=1, n=500)
+    samples = sample({"name": "maskgit", "schedule": "cosine"}, product_table(), 1, n=500)
     assert (samples == samples[0]).all()  # one step that reveals all by argmax: always the mode
 
 
-def test_maskgit_reveals_the_scheduled_number_of_tokens() -> None:
-    noise = NOISE.build({"name": "loglinear"})
-    sampler = SAMPLERS.build({"name": "maskgit", "schedule": "linear"}, mask_id=9, noise=noise)
-    xt = torch.full((2, 10), 9)
-    logits = torch.zeros(2, 10, 10)
-    logits[..., 9] = float("-inf")
-    xs = sampler.step(logits, xt, 1.0, 0.7, torch.Generator().manual_seed(0)).prev_sample
-    assert ((xs != 9).sum(-1) == 3).all()  # m(s)/m(t) = 0.7 keeps floor(7) masked
-    final = sampler.step(logits, xs, 0.7, 0.0, torch.Generator().manual_seed(0)).prev_sample
-    assert (final != 9).all()
+# -- classifier-free guidance ---------------------------------------------------------------------
 
 
-def test_ancestral_keeps_revealed_tokens() -> None:
-    noise = NOISE.build({"name": "loglinear"})
-    sampler = SAMPLERS.build({"name": "ancestral"}, mask_id=3, noise=noise)
-    xt = torch.tensor([[0, 3, 2]])
-    logits = torch.zeros(1, 3, 4)
-    logits[..., 3] = float("-inf")
-    out = sampler.step(logits, xt, 0.5, 0.0, torch.Generator().manual_seed(0))
-    assert out.prev_sample[0, 0] == 0 and out.prev_sample[0, 2] == 2 and out.prev_sample[0, 1] != 3
+class GuidedProductModel(ExactDenoiser):
+    """Codes independent of each other: p(x_i | c) when c is visible, p(x_i) = sum_c pi(c) p(x_i | c) when masked."""
+
+    def __init__(self) -> None:
+        super().__init__(product_table())
+
+    def forward(self, tokens: torch.Tensor, noise_level: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls += 1
+        marginal = (PRIOR[:, None, None] * MARGINALS).sum(0)
+        per_row = torch.where((tokens[:, 0] == 1)[:, None, None], MARGINALS[1], marginal)  # c = 1 given, or masked
+        logits = torch.full((tokens.shape[0], 4, 6), float("-inf"), dtype=torch.float64)
+        logits[:, 1:, TEXT_VALUES : TEXT_VALUES + 3] = per_row.log()
+        return logits
 
 
-def test_guidance_with_zero_weight_is_the_conditional_distribution() -> None:
-    cond = torch.randn(4, 5, 7)
-    cond[..., 6] = float("-inf")
-    uncond = torch.randn(4, 5, 7)
-    uncond[..., 6] = float("-inf")
-    torch.testing.assert_close(classifier_free_guidance(cond, uncond, 0.0), cond.log_softmax(-1))
-    guided = classifier_free_guidance(cond, uncond, 2.0)
-    expected = (3 * cond[..., :6].log_softmax(-1) - 2 * uncond[..., :6].log_softmax(-1)).log_softmax(-1)
-    torch.testing.assert_close(guided[..., :6], expected)
-    assert torch.isneginf(guided[..., 6]).all() and not guided.isnan().any()
+def guided_sample(spec: dict, steps: int, cfg_scale: float, seed: int = 0, n: int = N) -> torch.Tensor:
+    sampler = SAMPLERS.build(spec, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"}))
+    conditioning = torch.zeros(n, 4, dtype=torch.bool)
+    conditioning[:, 0] = True
+    return denoise(
+        GuidedProductModel(), LAYOUT, sampler, start(n, 1), targets=IMAGE_TARGETS, num_steps=steps,
+        conditioning=conditioning, cfg_scale=cfg_scale, rng=RowGenerators.shared(torch.Generator().manual_seed(seed), n),
+    )
 
 
-def test_top_k_and_top_p_truncate_as_defined() -> None:
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    assert torch.isneginf(process_logits(logits, top_k=2)[0, 2:]).all()
-    kept = process_logits(logits, top_p=0.7)  # 0.5 < 0.7 so the second id is needed; the third is not
-    assert torch.isfinite(kept[0, :2]).all() and torch.isneginf(kept[0, 2:]).all()
-    torch.testing.assert_close(kept[0, :2].exp(), torch.tensor([0.5 / 0.8, 0.3 / 0.8]))
-    torch.testing.assert_close(process_logits(logits, temperature=0.5).exp(), (2 * logits).softmax(-1))
+def tilted(w: float) -> torch.Tensor:
+    """The product over codes of p(x_i | c)^(1 + w) p(x_i)^(-w), normalised: what guidance should sample."""
+    marginal = (PRIOR[:, None, None] * MARGINALS).sum(0)
+    per_code = MARGINALS[1] ** (1 + w) * marginal ** (-w)
+    per_code = per_code / per_code.sum(-1, keepdim=True)
+    x = STATES[:, 1:] - TEXT_VALUES
+    probs = torch.stack([per_code[i, x[:, i]] for i in range(3)]).prod(0) * (STATES[:, 0] == 1)
+    return probs / probs.sum()
 
 
-@pytest.mark.parametrize(("schedule", "expected"), [("constant", [5.0, 5.0, 5.0]), ("linear", [0.0, 2.5, 5.0])])
-def test_guidance_schedule_weights(schedule: str, expected: list[float]) -> None:
-    sampler = SAMPLERS.build({"name": "maskgit", "cfg_schedule": schedule}, mask_id=3, noise=NOISE.build({"name": "loglinear"}))
-    assert [sampler.guidance_weight(5.0, t) for t in (1.0, 0.5, 0.0)] == expected
+@pytest.mark.parametrize("spec", [{"name": "ancestral"}, {"name": "first_hitting"}, {"name": "remask", "eta": 0.2}])
+def test_guidance_samples_the_tilted_distribution(spec: dict) -> None:
+    samples = guided_sample(spec, 6, cfg_scale=2.0)
+    assert total_variation(samples, tilted(2.0)) < BOUND
+    assert total_variation(samples, tilted(0.0)) > 0.1  # and guidance did change it
+
+
+def test_guidance_with_zero_weight_is_the_conditional_sampler() -> None:
+    spec = {"name": "ancestral"}
+    conditional_only = guided_sample(spec, 6, cfg_scale=0.0, n=2000)
+    through_guidance = denoise(
+        GuidedProductModel(), LAYOUT, SAMPLERS.build({**spec, "cfg_schedule": "linear"}, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"})),
+        start(2000, 1), targets=IMAGE_TARGETS, num_steps=6, conditioning=torch.ones(2000, 4, dtype=torch.bool),
+        cfg_scale=1e-30, rng=RowGenerators.shared(torch.Generator().manual_seed(0), 2000),
+    )
+    assert torch.equal(conditional_only, through_guidance)  # the guided path with (numerically) no weight: same draws
+    assert total_variation(guided_sample(spec, 6, cfg_scale=0.0), tilted(0.0)) < BOUND
+
+
+def test_linear_guidance_schedule_gives_no_guidance_at_the_first_step() -> None:
+    """w (1 - t) is 0 at t = 1, so a one-step sampler is unguided whatever w is (MeDiM's schedule)."""
+    spec = {"name": "maskgit", "cfg_schedule": "linear", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False}
+    assert total_variation(guided_sample(spec, 1, cfg_scale=3.0), tilted(0.0)) < BOUND
+
+
+# -- vocabulary blocking --------------------------------------------------------------------------
+
+
+class WrongModalityModel(ExactDenoiser):
+    """Puts 90 % of every position's mass on ids of the other modality (and the mask)."""
+
+    def forward(self, tokens: torch.Tensor, noise_level: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        probs = torch.full((tokens.shape[0], 4, 6), 0.9 / 4, dtype=torch.float64)
+        probs[:, 0, :TEXT_VALUES] = torch.tensor([0.025, 0.075], dtype=torch.float64)
+        probs[:, 1:, TEXT_VALUES : TEXT_VALUES + 3] = torch.tensor([0.02, 0.03, 0.05], dtype=torch.float64)
+        return probs.log()
+
+
+def test_positions_only_sample_their_own_modality_in_the_renormalised_proportions() -> None:
+    sampler = SAMPLERS.build({"name": "ancestral"}, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"}))
+    out = denoise(WrongModalityModel(product_table()), LAYOUT, sampler, start(N, None), targets=ALL_TARGETS,
+                  num_steps=4, rng=RowGenerators.shared(torch.Generator().manual_seed(0), N))
+    assert (out[:, 0] < TEXT_VALUES).all() and ((out[:, 1:] >= TEXT_VALUES) & (out[:, 1:] < 5)).all()
+    report_share = (out[:, 0] == 1).double().mean().item()
+    code_share = torch.stack([(out[:, 1:] == TEXT_VALUES + v).double().mean() for v in range(3)])
+    assert abs(report_share - 0.75) < 0.02
+    torch.testing.assert_close(code_share, torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64), atol=0.015, rtol=0)

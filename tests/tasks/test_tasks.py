@@ -6,19 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPORTS, build_task, tiny_backbone
 
-from conftest import REPORTS, tiny_backbone
-from medim.registry import NOISE, SAMPLERS, TASKS
+from medim.registry import NOISE, SAMPLERS
 from medim.tokenizers.layouts import FIXED, IMAGE, TEXT
 
 
 def clean_batch(layout, corpus, n: int = 16) -> torch.Tensor:
     codes = layout.image_tokenizer.encode(corpus.images[:n])
     return layout.pack(codes, layout.pack_text(corpus.texts[:n]).ids)
-
-
-def build_task(name: str, layout, **params):
-    return TASKS.build({"name": name, **params}, layout=layout, noise=NOISE.build({"name": "loglinear"}))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +76,7 @@ def test_loss_equals_the_weighted_elbo_written_out(tiny_layout, tiny_corpus) -> 
     noise = task.noise
     output = task.loss(backbone, batch)
 
-    hidden = backbone(batch.xt, noise.sigma(batch.t))
+    hidden = backbone(batch.xt, noise.sigma(batch.times[:, 1]))  # every position shares the sample's t
     full_logits = hidden @ backbone.model.embed_tokens.weight.T  # [B, L, V]
     total = torch.zeros(())
     for b in range(4):
@@ -89,7 +85,7 @@ def test_loss_equals_the_weighted_elbo_written_out(tiny_layout, tiny_corpus) -> 
                 continue
             allowed = tiny_layout.vocab_masks[int(tiny_layout.position_modality[position])]
             logits = full_logits[b, position].masked_fill(~allowed, float("-inf"))
-            total = total + F.cross_entropy(logits[None], x0[b, position][None]) / batch.t[b]
+            total = total + F.cross_entropy(logits[None], x0[b, position][None]) / batch.times[b, position]
     expected = total / batch.noisable.sum()
     torch.testing.assert_close(output.loss, expected, rtol=1e-5, atol=1e-6)
 
@@ -98,12 +94,11 @@ def test_generation_fills_targets_with_ids_of_the_right_modality(tiny_layout, ti
     noise = NOISE.build({"name": "loglinear"})
     sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=noise)
     backbone = tiny_backbone(tiny_layout).eval()
-    generator = torch.Generator().manual_seed(0)
-    images = build_task("text_to_image", tiny_layout).generate(backbone, sampler, REPORTS[:3], num_steps=4, cfg_scale=2.0, generator=generator)
+    images = build_task("text_to_image", tiny_layout).generate(backbone, sampler, REPORTS[:3], num_steps=4, cfg_scale=2.0, seed=0)
     assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
-    reports = build_task("image_to_text", tiny_layout).generate(backbone, sampler, tiny_corpus.images[:3], num_steps=4, generator=generator)
+    reports = build_task("image_to_text", tiny_layout).generate(backbone, sampler, tiny_corpus.images[:3], num_steps=4, seed=0)
     assert len(reports) == 3 and all(isinstance(r, str) for r in reports)
-    pair_images, pair_reports = build_task("joint", tiny_layout).generate(backbone, sampler, 2, num_steps=3, generator=generator)
+    pair_images, pair_reports = build_task("joint", tiny_layout).generate(backbone, sampler, 2, num_steps=3, seed=0)
     assert pair_images.shape == (2, 16, 16, 3) and len(pair_reports) == 2
 
 
@@ -115,8 +110,8 @@ def test_denoise_never_samples_the_other_modality_or_the_mask(tiny_layout) -> No
     backbone = tiny_backbone(tiny_layout).eval()
     task = build_task("joint", tiny_layout)
     targets = (tiny_layout.position_modality != FIXED).nonzero()[:, 0]
-    out = denoise(backbone, tiny_layout, noise, sampler, task._template(8, torch.device("cpu")),
-                  targets=targets, conditioning=targets[:0], num_steps=5, generator=torch.Generator().manual_seed(1))
+    out = denoise(backbone, tiny_layout, sampler, task.prompt(8, torch.device("cpu")).tokens,
+                  targets=targets, num_steps=5, seeds=1)
     allowed = tiny_layout.allowed_vocab(targets)  # [P, V]
     chosen = allowed.gather(1, out[:, targets].T).T
     assert chosen.all()

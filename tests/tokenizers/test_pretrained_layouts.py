@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_backbone
+from conftest import build_task, tiny_backbone
 
 from medim.errors import ConfigError, DataError
-from medim.registry import LAYOUTS, NOISE, TASKS, TOKENIZERS
+from medim.registry import LAYOUTS, TOKENIZERS
 from medim.tokenizers.layouts import FIXED, IMAGE, TEXT
 
 
@@ -80,20 +80,19 @@ def test_paper_vocabularies_per_modality(paper) -> None:
 
 
 def test_paper_loss_scores_real_report_tokens_and_every_image_token(paper) -> None:
-    noise = NOISE.build({"name": "loglinear"})
-    task = TASKS.build({"name": "joint"}, layout=paper, noise=noise)
+    task = build_task("joint", paper)
     backbone = tiny_backbone(paper)
     x0 = paper.pack(torch.randint(0, 16, (3, 16)), paper.pack_text(["The heart is enlarged.", "No pneumothorax is seen.", "The lungs are clear."]).ids)
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
     loss = task.loss(backbone, batch).loss
     # direct: MeDiM's mean over (real text + image) positions of 1/t-weighted CE at masked ones, logits read shifted
     scorable = batch.noisable & paper.attention_mask(x0)
-    hidden = backbone(batch.xt, noise.sigma(batch.t), paper.attention_mask(batch.xt))
+    hidden = backbone(batch.xt, batch.noise_level, paper.attention_mask(batch.xt))
     total = torch.zeros(())
     for b, position in ((batch.xt == paper.mask_id) & scorable).nonzero().tolist():
         logits = backbone.logits(hidden[b : b + 1, paper.logit_positions(torch.tensor([position]))])[0, 0]
         logits = logits.masked_fill(~paper.allowed_vocab(torch.tensor([position]))[0], float("-inf"))
-        total = total + torch.nn.functional.cross_entropy(logits[None], x0[b, position][None]) / batch.t[b]
+        total = total + torch.nn.functional.cross_entropy(logits[None], x0[b, position][None]) / batch.times[b, position]
     torch.testing.assert_close(loss, total / scorable.sum())
     assert (x0[:, paper.text_positions] == 0).any() and not scorable[x0 == 0].any()
 

@@ -1,0 +1,225 @@
+"""Training objectives of masked diffusion: how a clean batch is corrupted, and how the denoiser is scored.
+
+Notation as in `medim.noise.base`: x0 [B, L] clean, xt corrupted, t a time in
+[0, 1], m(t) = 1 - alpha_t the masking probability, w(t) a loss weight.
+
+Corruption (`corrupt`), given the task's roles (which positions are noised, which condition):
+  - times: one t per sample shared by image and report (MeDiM), or one per modality
+    (`time_sampling: independent`), each drawn by the schedule (stratified when antithetic);
+  - prompt (MeDiM): with probability `prompt_probability` the report's first sentence
+    stays clean and is not scored, so the model learns to continue a given opening;
+  - whole-modality masking (UniDisc): in a sample whose image and report are both
+    noised, with probability `mask_modality_probability` one of them (either, equally
+    likely) is masked entirely and scored at its own time t = 1 (UniDisc weighs it at
+    the sample's t);
+  - condition dropout (the task's `cond_dropout`): all conditioning masked, at time 1,
+    which teaches the unconditional model that classifier-free guidance needs.
+
+Loss (`loss`; MDLM's SUBS parameterisation: the mask id is never predicted, its logit
+being removed with every id the position's modality may not take, and unmasked
+positions copy their input, so only masked positions are scored):
+    L = sum over masked scored positions i of  lambda_mod(i) * w(t_i) * CE(x0_i | xt)
+divided by the number of noisable positions (`normalize: noisable`, MeDiM), by the
+number of masked ones (`masked`), or per modality before the weighted sum
+(`modality`: each modality's sum over its own noisable count, so 1024 image tokens
+and 256 report tokens weigh alike). lambda is `modality_weights`; w is the named
+objective's (`medim.objectives.weightings`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from medim.backbones.base import Backbone
+from medim.noise.base import MaskingSchedule
+from medim.registry import ComponentParams
+from medim.tokenizers.layouts import IMAGE, TEXT, SequenceLayout
+
+MODALITIES = {"image": IMAGE, "text": TEXT}
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """One corrupted batch: clean x0 and noisy xt [B, L], each position's time [B, L], the noisable
+    (scored) positions [B, L], and the backbone's noise input ([B], or [B, L] with per-position times)."""
+
+    x0: Tensor
+    xt: Tensor
+    times: Tensor
+    noisable: Tensor
+    noise_level: Tensor
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """The scalar loss and diagnostics: unweighted cross-entropy and accuracy at masked positions, per modality too."""
+
+    loss: Tensor
+    cross_entropy: float
+    accuracy: float
+    masked_tokens: int
+    modality_cross_entropy: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ScoredTokens:
+    """The positions a loss scores: sample `rows` and `positions` [N], their cross-entropy and w(t) * CE [N],
+    whether the argmax was right [N], and every scorable position [B, L] (the normaliser's count)."""
+
+    rows: Tensor
+    positions: Tensor
+    cross_entropy: Tensor
+    weighted: Tensor
+    correct: Tensor
+    scorable: Tensor
+
+
+class ObjectiveParams(ComponentParams):
+    """Corruption and normalisation choices every objective shares."""
+
+    time_sampling: Literal["shared", "independent"] = Field(
+        "shared", description="one t per sample for image and report (MeDiM), or one per modality; "
+        "independent needs a backbone that takes per-position noise levels",
+    )
+    modality_weights: dict[Literal["image", "text"], float] = Field(
+        default_factory=lambda: {"image": 1.0, "text": 1.0},
+        description="loss weight of each modality's tokens (a modality left out weighs 1)",
+    )
+    normalize: Literal["noisable", "masked", "modality"] = Field(
+        "noisable", description="divide by the noisable positions (MeDiM), the masked ones, or per modality",
+    )
+    prompt_probability: float = Field(
+        0.0, ge=0, le=1, description="probability that the report's first sentence stays clean (MeDiM: 0.1)"
+    )
+    mask_modality_probability: float = Field(
+        0.0, ge=0, le=1, description="probability that image or report is masked entirely in a joint sample (UniDisc: 0.1-0.2)"
+    )
+
+    @field_validator("modality_weights")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"weights must be >= 0, got {negative}")
+        return {name: weights.get(name, 1.0) for name in MODALITIES}
+
+
+class MaskedDiffusionObjective:
+    """Base class: the corruption and the SUBS loss; subclasses give the per-token weight w(t)."""
+
+    Params = ObjectiveParams
+
+    def __init__(self, params: ObjectiveParams, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
+        self.params = params
+        self.layout = layout
+        self.noise = noise
+        self._sentence_ends: Tensor | None = None
+
+    @property
+    def token_levels(self) -> bool:
+        """True when the backbone gets one noise level per position ([B, L]) rather than per sample."""
+        return self.params.time_sampling == "independent"
+
+    def weight(self, t: Tensor) -> Tensor:
+        """w(t): the weight of a masked token's cross-entropy at its time t."""
+        raise NotImplementedError
+
+    # -- corruption ------------------------------------------------------------------------------
+
+    def corrupt(
+        self, x0: Tensor, noisable: Tensor, conditioning: Tensor, cond_dropout: float, generator: torch.Generator | None = None
+    ) -> TrainingBatch:
+        """Corrupt clean sequences x0 [B, L] whose roles are `noisable` and `conditioning` [B, L] (module docstring)."""
+        batch, device = x0.shape[0], x0.device
+        params, mask_id = self.params, self.layout.mask_id
+        modality = self.layout.position_modality.to(device)[None]
+        noisable, conditioning = noisable.to(device).clone(), conditioning.to(device)
+        t = self.noise.sample_t(batch, generator, device=device)
+        times = t[:, None].expand_as(x0)
+        if self.token_levels:
+            times = torch.where(modality == TEXT, self.noise.sample_t(batch, generator, device=device)[:, None], times)
+        times = torch.where(noisable, times, 0.0)
+        if params.prompt_probability > 0:
+            prompted = (torch.rand(batch, generator=generator, device=device) < params.prompt_probability)[:, None]
+            prompted = prompted & self.first_sentence(x0) & noisable
+            noisable &= ~prompted
+            times = torch.where(prompted, 0.0, times)
+        forced = torch.zeros_like(noisable)
+        if params.mask_modality_probability > 0:
+            both = (noisable & (modality == IMAGE)).any(1) & (noisable & (modality == TEXT)).any(1)
+            chosen = both & (torch.rand(batch, generator=generator, device=device) < params.mask_modality_probability)
+            which = torch.where(torch.rand(batch, generator=generator, device=device) < 0.5, IMAGE, TEXT)
+            forced = chosen[:, None] & noisable & (modality == which[:, None])
+            times = torch.where(forced, 1.0, times)
+        xt = self.noise.corrupt(x0, times, noisable, mask_id, generator)
+        xt = xt.masked_fill(forced, mask_id)
+        dropped = (torch.rand(batch, generator=generator, device=device) < cond_dropout)[:, None] & conditioning
+        xt = xt.masked_fill(dropped, mask_id)
+        times = torch.where(dropped, 1.0, times)
+        level = self.noise.sigma(times if self.token_levels else t)
+        return TrainingBatch(x0=x0, xt=xt, times=times, noisable=noisable, noise_level=level)
+
+    def first_sentence(self, x0: Tensor) -> Tensor:
+        """[B, L] bool: the report positions up to and including its first sentence end (none if it has none)."""
+        if self._sentence_ends is None:
+            self._sentence_ends = torch.tensor(sorted(self.layout.text_tokenizer.sentence_end_ids()), dtype=torch.long)
+        text = self.layout.text_positions.to(x0.device)
+        ends = torch.isin(x0[:, text], self._sentence_ends.to(x0.device))
+        first_end = ends.float().argmax(1)
+        keep = (torch.arange(len(text), device=x0.device)[None] <= first_end[:, None]) & ends.any(1, keepdim=True)
+        out = torch.zeros_like(x0, dtype=torch.bool)
+        out[:, text] = keep
+        return out
+
+    # -- loss ------------------------------------------------------------------------------------
+
+    def scored_tokens(self, backbone: Backbone, batch: TrainingBatch) -> "ScoredTokens":
+        """Every masked scored position of `batch` with its cross-entropy and its weighted loss w(t) * CE."""
+        layout = self.layout
+        device = batch.xt.device
+        hidden = backbone(batch.xt, batch.noise_level, layout.attention_mask(batch.xt))
+        scorable = batch.noisable
+        scored_mask = layout.scored_mask(batch.x0)
+        if scored_mask is not None:
+            scorable = scorable & scored_mask
+        rows, positions = ((batch.xt == layout.mask_id) & scorable).nonzero(as_tuple=True)
+        logits = backbone.logits(hidden[rows, layout.logit_positions(positions)][None])[0]
+        logits = logits.masked_fill(~layout.allowed_vocab(positions.cpu()).to(device), float("-inf"))
+        targets = batch.x0[rows, positions]
+        cross_entropy = F.cross_entropy(logits.float(), targets, reduction="none")
+        weighted = self.weight(batch.times[rows, positions]) * cross_entropy
+        correct = logits.detach().argmax(-1) == targets
+        return ScoredTokens(rows, positions, cross_entropy, weighted, correct, scorable)
+
+    def loss(self, backbone: Backbone, batch: TrainingBatch) -> LossOutput:
+        """The weighted SUBS loss of `batch` (module docstring)."""
+        scored = self.scored_tokens(backbone, batch)
+        modality = self.layout.position_modality.to(batch.xt.device)[scored.positions]
+        loss = self._normalise(scored.weighted, modality, scored.scorable)
+        with torch.no_grad():
+            ce = scored.cross_entropy
+            per_modality = {name: ce[modality == code].mean().item() for name, code in MODALITIES.items() if bool((modality == code).any())}
+            mean_ce = ce.mean().item() if len(ce) else 0.0
+            accuracy = scored.correct.float().mean().item() if len(ce) else 0.0
+        return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality)
+
+    def _normalise(self, weighted: Tensor, modality: Tensor, scorable: Tensor) -> Tensor:
+        """Sum the weighted per-token losses [N] into the scalar loss, as `normalize` says."""
+        weights = self.params.modality_weights
+        if self.params.normalize == "modality":
+            position_modality = self.layout.position_modality.to(scorable.device)[None]
+            total = weighted.sum() * 0.0
+            for name, code in MODALITIES.items():
+                count = (scorable & (position_modality == code)).sum()
+                if count:
+                    total = total + weights[name] * weighted[modality == code].sum() / count
+            return total
+        lam = torch.tensor([weights["image"], weights["text"]], device=weighted.device)[modality.clamp(min=0)]
+        denominator = scorable.sum() if self.params.normalize == "noisable" else torch.tensor(len(weighted))
+        return (lam * weighted).sum() / denominator.clamp(min=1)

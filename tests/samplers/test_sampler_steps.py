@@ -1,0 +1,194 @@
+"""Single sampler steps against their formulas: reveal counts, reveal and remask probabilities, hitting times,
+confidence measures, logit processing, guidance, and the MeDiM preset."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from medim.errors import RegistryError
+from medim.registry import NOISE, SAMPLERS
+from medim.samplers.confidence import log_confidence
+from medim.samplers.logits import classifier_free_guidance, process_logits
+from medim.samplers.random import RowGenerators
+
+MASK = 9
+
+
+def build(spec: dict, noise: dict | None = None):
+    return SAMPLERS.build(spec, mask_id=MASK, noise=NOISE.build(noise or {"name": "loglinear"}))
+
+
+def uniform_logits(batch: int, positions: int) -> torch.Tensor:
+    logits = torch.zeros(batch, positions, 10)
+    logits[..., MASK] = float("-inf")
+    return logits
+
+
+def rng(rows: int, seed: int = 0) -> RowGenerators:
+    return RowGenerators.shared(torch.Generator().manual_seed(seed), rows)
+
+
+def times(batch: int, t: float, s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.full((batch,), t), torch.full((batch,), s)
+
+
+def test_maskgit_reveals_the_scheduled_number_of_tokens() -> None:
+    sampler = build({"name": "maskgit", "schedule": "linear"})
+    xt = torch.full((2, 10), MASK)
+    xs = sampler.step(uniform_logits(2, 10), xt, *times(2, 1.0, 0.7), rng(2)).prev_sample
+    assert ((xs != MASK).sum(-1) == 3).all()  # r(s)/r(t) = 0.7 keeps floor(7) masked
+    final = sampler.step(uniform_logits(2, 10), xs, *times(2, 0.7, 0.0), rng(2)).prev_sample
+    assert (final != MASK).all() and torch.equal(final[xs != MASK], xs[xs != MASK])
+
+
+@pytest.mark.parametrize("schedule,expected", [("arccos", lambda t: 2 / math.pi * math.acos(1 - t)), ("cosine", lambda t: math.sin(math.pi * t / 2))])
+def test_maskgit_reveal_schedules(schedule: str, expected) -> None:
+    sampler = build({"name": "maskgit", "schedule": schedule})
+    xs = sampler.step(uniform_logits(1, 100), torch.full((1, 100), MASK), *times(1, 1.0, 0.5), rng(1)).prev_sample
+    assert int((xs == MASK).sum()) == math.floor(100 * expected(0.5) / expected(1.0) + 1e-6)
+
+
+def test_frozen_positions_are_never_touched() -> None:
+    xt = torch.tensor([[MASK, MASK, 3, MASK]])
+    frozen = torch.tensor([[True, False, False, False]])
+    for spec in ({"name": "maskgit"}, {"name": "ancestral"}, {"name": "first_hitting"}, {"name": "threshold"}, {"name": "remask", "eta": 1.0}):
+        sampler = build(spec)
+        for _ in range(5):
+            out = sampler.step(uniform_logits(1, 4), xt, *times(1, 0.5, 0.0), rng(1), frozen).prev_sample
+            assert out[0, 0] == MASK, spec
+
+
+def test_ancestral_reveal_probability_is_mdlms() -> None:
+    """q(xs = v | xt = mask) sums to (alpha_s - alpha_t) / (1 - alpha_t) over v (MDLM eq. 7), under any schedule."""
+    noise = {"name": "cosine"}
+    sampler = build({"name": "ancestral"}, noise)
+    schedule = NOISE.build(noise)
+    t, s = 0.8, 0.5
+    xs = sampler.step(uniform_logits(400, 100), torch.full((400, 100), MASK), *times(400, t, s), rng(400)).prev_sample
+    expected = float((schedule.alpha(torch.tensor(s)) - schedule.alpha(torch.tensor(t))) / (1 - schedule.alpha(torch.tensor(t))))
+    assert abs((xs != MASK).double().mean().item() - expected) < 4 * math.sqrt(expected * (1 - expected) / 40000)
+
+
+def test_first_hitting_times_follow_the_minimum_of_n_reveal_times() -> None:
+    """P(m(s) / m(t) <= q) = q^n for n masked tokens: the first of n independent reveals."""
+    schedule = NOISE.build({"name": "loglinear"})
+    sampler = build({"name": "first_hitting"})
+    n_masked = torch.full((20000,), 4)
+    t = torch.full((20000,), 0.7, dtype=torch.float64)
+    s = sampler.next_time(t, n_masked, rng(20000))
+    ratio = schedule.masking(s) / schedule.masking(t)
+    for q in (0.6, 0.8, 0.9, 0.95):
+        assert abs((ratio <= q).double().mean().item() - q**4) < 0.015
+    assert (s < t).all() and torch.equal(sampler.next_time(t[:3], torch.zeros(3, dtype=torch.long), rng(3)), t[:3])
+
+
+def test_first_hitting_reveals_exactly_one_token_per_sample() -> None:
+    xt = torch.full((50, 6), MASK)
+    xt[:, 0] = 2
+    xs = build({"name": "first_hitting"}).step(uniform_logits(50, 6), xt, *times(50, 0.5, 0.4), rng(50)).prev_sample
+    assert ((xs != MASK).sum(-1) == 2).all() and (xs[:, 0] == 2).all()
+
+
+def test_threshold_reveals_every_confident_position_and_at_least_the_schedule() -> None:
+    logits = torch.full((1, 5, 10), -30.0)
+    logits[..., MASK] = float("-inf")
+    logits[0, :3, 0] = 10.0  # three positions are sure of id 0
+    sampler = build({"name": "threshold", "threshold": 0.9, "schedule": "linear"})
+    xs = sampler.step(logits, torch.full((1, 5), MASK), *times(1, 1.0, 0.9), rng(1)).prev_sample
+    assert (xs[0, :3] == 0).all() and (xs[0, 3:] == MASK).all()  # the schedule alone would reveal one
+    unsure = sampler.step(uniform_logits(1, 5), torch.full((1, 5), MASK), *times(1, 1.0, 0.9), rng(1)).prev_sample
+    assert int((unsure != MASK).sum()) == 1
+
+
+def test_remask_keeps_the_forward_marginal() -> None:
+    """After a ReMDM step from t to s, a token is clean with probability alpha_s (here from a state at time t)."""
+    schedule = NOISE.build({"name": "loglinear"})
+    sampler = build({"name": "remask", "strategy": "cap", "eta": 0.2})
+    t, s, n = 0.6, 0.4, 200000
+    alpha_t = float(schedule.alpha(torch.tensor(t)))
+    xt = torch.where(torch.rand(1, n, generator=torch.Generator().manual_seed(1)) < alpha_t, 3, MASK)
+    out = sampler.step(uniform_logits(1, n), xt, *times(1, t, s), rng(1)).prev_sample
+    clean = (out != MASK).double().mean().item()
+    assert abs(clean - float(schedule.alpha(torch.tensor(s)))) < 0.005
+    remasked = ((xt != MASK) & (out == MASK)).sum() / (xt != MASK).sum()
+    assert abs(remasked.item() - 0.2) < 0.01  # sigma = min(eta, (1 - alpha_s) / alpha_t) = 0.2
+
+
+def test_remask_by_confidence_spreads_sigma_max_towards_unlikely_tokens() -> None:
+    sampler = build({"name": "remask", "strategy": "conf"})
+    log_probs = torch.log(torch.tensor([[[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]]))
+    xt = torch.tensor([[0, 0, MASK]])
+    alpha_t, alpha_s = sampler.alphas(*times(1, 0.6, 0.5))
+    sigma_max = ((1 - alpha_s) / alpha_t).clamp(max=1)
+    remask, _ = sampler._remask_probability(log_probs, xt, xt != MASK, *times(1, 0.6, 0.5), sigma_max)
+    share = torch.softmax(torch.tensor([-0.9, -0.2]), -1)
+    torch.testing.assert_close(remask[0, :2], sigma_max[0] * share)
+    assert remask[0, 2] == 0 and remask[0, 1] > remask[0, 0]
+
+
+def test_remask_never_remasks_at_the_last_step() -> None:
+    xt = torch.tensor([[1, 2, MASK]])
+    out = build({"name": "remask", "strategy": "rescale", "eta": 1.0}).step(uniform_logits(1, 3), xt, *times(1, 0.3, 0.0), rng(1))
+    assert (out.prev_sample != MASK).all() and torch.equal(out.prev_sample[0, :2], xt[0, :2])
+
+
+def test_remask_loop_window_must_be_ordered() -> None:
+    with pytest.raises(RegistryError, match="loop needs t_off < t_on"):
+        build({"name": "remask", "strategy": "loop", "t_on": 0.2, "t_off": 0.4})
+
+
+def test_confidence_measures_match_their_formulas() -> None:
+    probs = torch.tensor([[[0.5, 0.3, 0.2], [0.6, 0.4, 0.0]]])
+    log_probs = probs.log()
+    x0 = torch.tensor([[1, 0]])
+    torch.testing.assert_close(log_confidence("probability", log_probs, x0, rng(1)).exp(), torch.tensor([[0.3, 0.6]]))
+    torch.testing.assert_close(log_confidence("top_probability", log_probs, x0, rng(1)).exp(), torch.tensor([[0.5, 0.6]]))
+    torch.testing.assert_close(log_confidence("margin", log_probs, x0, rng(1)).exp(), torch.tensor([[0.2, 0.2]]))
+    entropy = -(probs * log_probs.nan_to_num(neginf=0.0)).sum(-1)
+    torch.testing.assert_close(log_confidence("entropy", log_probs, x0, rng(1)), -entropy)
+    random = log_confidence("random", log_probs, x0, rng(1)).exp()
+    assert ((random > 0) & (random < 1)).all()
+
+
+def test_guidance_with_zero_weight_is_the_conditional_distribution() -> None:
+    cond = torch.randn(4, 5, 7)
+    cond[..., 6] = float("-inf")
+    uncond = torch.randn(4, 5, 7)
+    uncond[..., 6] = float("-inf")
+    torch.testing.assert_close(classifier_free_guidance(cond, uncond, 0.0), cond.log_softmax(-1))
+    guided = classifier_free_guidance(cond, uncond, 2.0)
+    expected = (3 * cond[..., :6].log_softmax(-1) - 2 * uncond[..., :6].log_softmax(-1)).log_softmax(-1)
+    torch.testing.assert_close(guided[..., :6], expected)
+    assert torch.isneginf(guided[..., 6]).all() and not guided.isnan().any()
+    per_row = classifier_free_guidance(cond, uncond, torch.tensor([0.0, 2.0, 0.0, 2.0]))
+    torch.testing.assert_close(per_row[0], cond[0].log_softmax(-1))
+    torch.testing.assert_close(per_row[1, :, :6], expected[1])
+
+
+def test_top_k_and_top_p_truncate_as_defined() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isneginf(process_logits(logits, top_k=2)[0, 2:]).all()
+    kept = process_logits(logits, top_p=0.7)  # 0.5 < 0.7 so the second id is needed; the third is not
+    assert torch.isfinite(kept[0, :2]).all() and torch.isneginf(kept[0, 2:]).all()
+    torch.testing.assert_close(kept[0, :2].exp(), torch.tensor([0.5 / 0.8, 0.3 / 0.8]))
+    torch.testing.assert_close(process_logits(logits, temperature=0.5).exp(), (2 * logits).softmax(-1))
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [("constant", [5.0, 5.0, 5.0]), ("linear", [0.0, 2.5, 5.0])])
+def test_guidance_schedule_weights(schedule: str, expected: list[float]) -> None:
+    sampler = build({"name": "maskgit", "cfg_schedule": schedule})
+    assert sampler.guidance_weight(5.0, torch.tensor([1.0, 0.5, 0.0])).tolist() == expected
+
+
+def test_the_medim_preset_is_maskgit_with_medims_settings() -> None:
+    info = SAMPLERS.info("medim")
+    defaults = {row["name"]: row["default"] for row in info["params"]}
+    assert defaults["schedule"] == "arccos" and defaults["gumbel_temperature"] == 10.0 and defaults["cfg_schedule"] == "linear"
+    assert "preset" in info["origin"] and info["doc"].startswith("MeDiM's sampler")
+    sampler = build({"name": "medim", "temperature": 0.5})
+    assert type(sampler).__name__ == "MaskGITSampler" and sampler.params.cfg_schedule == "linear"
+    assert sampler.params.temperature == 0.5
+    assert SAMPLERS.validate({"name": "maskgit"}).cfg_schedule == "constant"  # the base keeps its own defaults
