@@ -125,8 +125,12 @@ def _cmd_config_show(args: argparse.Namespace) -> None:
 
 def _cmd_config_list(args: argparse.Namespace) -> None:
     from medim.config import list_experiments
+    from medim.sweep import list_sweeps
 
     print("\n".join(list_experiments()))
+    sweeps = list_sweeps()
+    if sweeps:
+        print("\nsweeps (medim sweep NAME):\n" + "\n".join(f"  {s}" for s in sweeps))
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> None:
@@ -202,6 +206,15 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     from medim.evaluation.tokenizer_check import reconstruct_from_cli
 
     reconstruct_from_cli(args)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from medim.sweep import load_sweep, markdown_table, run_sweep
+
+    name, runs = load_sweep(args.sources, args.set or [], args.name)
+    rows = run_sweep(name, runs, fresh=args.fresh, progress=not args.quiet)
+    print("\n" + markdown_table(rows))
+    print(f"table: {runs[0].config.output_dir}/sweeps/{name}/results.md (and results.csv)")
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> None:
@@ -308,6 +321,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_reconstruct)
+
+    p = commands.add_parser(
+        "sweep", help="train and evaluate several experiments (a sweep file or a list) and write one comparison table",
+    )
+    p.add_argument("sources", nargs="+", help="a sweep file (e.g. sweeps/samplers) or experiments to compare")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every run (repeatable)")
+    p.add_argument("--name", help="sweep name (default: the sweep file's, or 'sweep'); results in OUTPUT_DIR/sweeps/NAME")
+    p.add_argument("--fresh", action="store_true", help="delete the sweep's earlier runs first")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_cmd_sweep)
 
     p = commands.add_parser("quickstart", help="train the embedded quickstart model, then evaluate it (~12 min on 2 CPU cores)")
     p.add_argument("--fresh", action="store_true", help="delete an earlier quickstart run first")

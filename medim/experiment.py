@@ -25,7 +25,16 @@ from medim.errors import ConfigError
 from medim.io import cache_root, stable_hash
 from medim.noise.base import MaskingSchedule
 from medim.objectives.base import MaskedDiffusionObjective
-from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, OBJECTIVES, SAMPLERS, TASKS, TOKENIZERS
+from medim.registry import (
+    BACKBONES,
+    DATASETS,
+    LAYOUTS,
+    NOISE,
+    OBJECTIVES,
+    SAMPLERS,
+    TASKS,
+    TOKENIZERS,
+)
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerCorpus

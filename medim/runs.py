@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Sequence
+from pathlib import Path
 
 from medim.backbones.base import Backbone
 from medim.backbones.denoiser import DecoderDenoiser
 from medim.backbones.medim_release import load_release, read_release, release_num_layers
-from medim.config import load_experiment, validate_experiment, with_overrides
-from medim.config.loading import read_yaml
+from medim.config import (
+    ExperimentConfig,
+    load_experiment,
+    validate_experiment,
+    with_overrides,
+)
+from medim.config.loading import changed_keys, read_yaml
 from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
 from medim.training.checkpoints import latest_checkpoint, load_model_weights
-
 
 #: Config sections that may differ from the trained run's when generating or evaluating with it.
 DECODING_SECTIONS = ("sampler", "eval")
@@ -26,12 +29,28 @@ def load_run(run_dir: str | Path, progress: bool = False, overrides: Sequence[st
     `overrides` (e.g. `sampler=ancestral`, `eval.num_steps=64`) may change how it decodes,
     never what was trained.
     """
-    run_dir = Path(run_dir)
-    resolved = run_dir / "resolved.yaml"
+    config = with_overrides(run_config(run_dir), overrides, f"run {run_dir}", only=DECODING_SECTIONS)
+    return open_run(run_dir, config, progress)
+
+
+def run_config(run_dir: str | Path) -> ExperimentConfig:
+    """The validated config a run was trained with (its `resolved.yaml`)."""
+    resolved = Path(run_dir) / "resolved.yaml"
     if not resolved.is_file():
         raise DataError(f"{run_dir} is not a medim run directory (no resolved.yaml); train one with `medim train`")
-    config = validate_experiment(read_yaml(resolved), context=str(resolved))
-    config = with_overrides(config, overrides, f"run {run_dir}", only=DECODING_SECTIONS)
+    return validate_experiment(read_yaml(resolved), context=str(resolved))
+
+
+def open_run(run_dir: str | Path, config: ExperimentConfig, progress: bool = False) -> tuple[Experiment, Backbone]:
+    """`run_dir`'s newest weights in the experiment `config`, which may differ from the run's only in how it decodes."""
+    run_dir = Path(run_dir)
+    trained = run_config(run_dir).model_dump(mode="json")
+    differs = [
+        key for key in changed_keys(trained, config.model_dump(mode="json"))
+        if key.split(".")[0] not in (*DECODING_SECTIONS, "name", "description")
+    ]
+    if differs:
+        raise ConfigError(f"run {run_dir} was trained with other settings at {', '.join(differs)}; its weights do not fit")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise DataError(f"run {run_dir} has no checkpoint yet; train it (or resume it) first")

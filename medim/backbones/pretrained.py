@@ -22,7 +22,12 @@ from torch import Tensor
 
 from medim.backbones.base import building_empty_weights
 from medim.backbones.checkpoint_files import CheckpointFiles
-from medim.backbones.denoiser import ARCHITECTURES, DTYPES, DecoderDenoiser, DenoiserParams
+from medim.backbones.denoiser import (
+    ARCHITECTURES,
+    DTYPES,
+    DecoderDenoiser,
+    DenoiserParams,
+)
 from medim.backbones.published import LIQUID_V1_7B, LLAMA_2_7B
 from medim.errors import ConfigError, DataError
 from medim.registry import BACKBONES

@@ -40,13 +40,13 @@ def find_experiment(name_or_path: str | Path) -> Path:
 
 
 def list_experiments() -> list[str]:
-    """Names of bundled experiments (relative to `experiments/`, without `.yaml`)."""
+    """Names of bundled experiments (relative to `experiments/`, without `.yaml`; sweep files are not experiments)."""
     if not BUNDLED_EXPERIMENTS.is_dir():
         return []
     return sorted(
         str(p.relative_to(BUNDLED_EXPERIMENTS).with_suffix(""))
         for p in BUNDLED_EXPERIMENTS.rglob("*.yaml")
-        if not p.name.startswith("_")
+        if not p.name.startswith("_") and p.relative_to(BUNDLED_EXPERIMENTS).parts[0] != "sweeps"
     )
 
 

@@ -14,9 +14,24 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from medim.config.loading import apply_overrides, changed_keys, find_experiment, load_layered
+from medim.config.loading import (
+    apply_overrides,
+    changed_keys,
+    find_experiment,
+    load_layered,
+)
 from medim.errors import ConfigError, RegistryError
-from medim.registry import BACKBONES, DATASETS, LAYOUTS, NOISE, OBJECTIVES, SAMPLERS, TASKS, TOKENIZERS, Registry
+from medim.registry import (
+    BACKBONES,
+    DATASETS,
+    LAYOUTS,
+    NOISE,
+    OBJECTIVES,
+    SAMPLERS,
+    TASKS,
+    TOKENIZERS,
+    Registry,
+)
 from medim.registry.params import describe_validation_error
 
 #: Dotted path of each component block and the registry that validates it.

@@ -22,7 +22,10 @@ from tqdm.auto import tqdm
 
 from medim.backbones.base import Backbone
 from medim.config import EvalConfig
-from medim.evaluation.finding_classifier import FindingClassifier, train_finding_classifier
+from medim.evaluation.finding_classifier import (
+    FindingClassifier,
+    train_finding_classifier,
+)
 from medim.evaluation.finding_metrics import finding_scores
 from medim.evaluation.gallery import save_gallery
 from medim.experiment import Experiment

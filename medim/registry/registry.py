@@ -25,7 +25,11 @@ from pydantic import ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from medim.errors import RegistryError
-from medim.registry.params import ComponentParams, describe_validation_error, fields_summary
+from medim.registry.params import (
+    ComponentParams,
+    describe_validation_error,
+    fields_summary,
+)
 
 T = TypeVar("T")
 

@@ -26,7 +26,12 @@ from torch import Tensor
 from medim.errors import ConfigError, DataError
 from medim.io import stable_hash
 from medim.registry import TOKENIZERS, ComponentParams
-from medim.tokenizers.base import ImageTokenizer, TokenizerCorpus, TokenizerNotLoaded, as_uint8_batch
+from medim.tokenizers.base import (
+    ImageTokenizer,
+    TokenizerCorpus,
+    TokenizerNotLoaded,
+    as_uint8_batch,
+)
 from medim.tokenizers.image_preprocessing import PreprocessName, preprocessor
 from medim.tokenizers.vqgan_model import CHAMELEON_VQGAN, VQGANConfig, VQModel
 

@@ -22,7 +22,12 @@ from torch import Tensor
 from medim.errors import DataError
 from medim.io import atomic_write, atomic_write_json, stable_hash
 from medim.registry import TOKENIZERS, ComponentParams
-from medim.tokenizers.base import ImageTokenizer, TokenizerCorpus, TokenizerNotLoaded, as_uint8_batch
+from medim.tokenizers.base import (
+    ImageTokenizer,
+    TokenizerCorpus,
+    TokenizerNotLoaded,
+    as_uint8_batch,
+)
 
 
 @TOKENIZERS.register("patch_kmeans")

@@ -84,6 +84,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
+def trained_steps(run_dir: Path) -> int:
+    """How many optimizer steps the newest checkpoint of a run holds (0 without one)."""
+    checkpoint = latest_checkpoint(run_dir)
+    return 0 if checkpoint is None else int(json.loads((checkpoint / "trainer_state.json").read_text())["step"])
+
+
 def load_model_weights(model: nn.Module, checkpoint: Path) -> None:
     """Load a checkpoint's weights into `model`, refusing missing or unexpected keys by name.
 

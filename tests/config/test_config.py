@@ -9,8 +9,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from medim.config import ExperimentConfig, list_experiments, load_experiment, validate_experiment
-from medim.config.loading import BUNDLED_EXPERIMENTS, apply_overrides, deep_merge, find_experiment, load_layered
+from medim.config import (
+    ExperimentConfig,
+    list_experiments,
+    load_experiment,
+    validate_experiment,
+)
+from medim.config.loading import (
+    BUNDLED_EXPERIMENTS,
+    apply_overrides,
+    deep_merge,
+    find_experiment,
+    load_layered,
+)
 from medim.errors import ConfigError, MedimError
 from medim.registry import SAMPLERS
 

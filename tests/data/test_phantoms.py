@@ -9,10 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medim.data.findings import FINDINGS_BY_DOMAIN, labels_to_multihot, multihot_to_labels
+from medim.data.findings import (
+    FINDINGS_BY_DOMAIN,
+    labels_to_multihot,
+    multihot_to_labels,
+)
 from medim.data.phantom_cxr import draw_cxr, sample_cxr_labels
 from medim.data.phantom_pathology import draw_pathology, sample_pathology_labels
-from medim.data.phantoms import DOMAIN_CODE, SPLIT_CODE, PhantomSample, make_sample, make_split
+from medim.data.phantoms import (
+    DOMAIN_CODE,
+    SPLIT_CODE,
+    PhantomSample,
+    make_sample,
+    make_split,
+)
 from medim.errors import DataError
 
 SEEDS = range(12)

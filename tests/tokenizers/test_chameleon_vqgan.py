@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 from conftest import TINY_VQGAN as TINY
 from conftest import chameleon_yaml, lightning_checkpoint
+from PIL import Image
 
 from medim.errors import DataError
 from medim.registry import TOKENIZERS
 from medim.tokenizers.image_preprocessing import chameleon_transform, medim_transform
 from medim.tokenizers.vqgan_model import CHAMELEON_VQGAN, VQModel
+
 
 def tiny_state() -> dict[str, torch.Tensor]:
     """Seeded weights; codebook rows taken from encoder latents so images use many codes, and a
