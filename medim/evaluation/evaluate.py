@@ -83,7 +83,7 @@ def evaluate(
     rng = np.random.default_rng(experiment.config.seed)
     majority = _majority(train.labels)
     random_train = [train.labels[i] for i in rng.integers(0, len(train), n)]
-    judged_images = _judge(judge, images)
+    judged_images = judge_findings(judge, images)
     metrics: dict[str, Any] = {
         "split": cfg.split,
         "num_samples": n,
@@ -97,13 +97,13 @@ def evaluate(
             "model": finding_scores(judged_images, truth, labels),
             "baseline_majority": finding_scores([majority] * n, truth, labels),
             "baseline_random_train_image": finding_scores(
-                _judge(judge, train.images[rng.integers(0, len(train), n)]), truth, labels
+                judge_findings(judge, train.images[rng.integers(0, len(train), n)]), truth, labels
             ),
         },
     }
     if cfg.joint_samples:
         stated = [dataset.parse_report(r) for r in joint_reports]
-        shown = _judge(judge, joint_images)
+        shown = judge_findings(judge, joint_images)
         metrics["joint"] = {
             "model_agreement": finding_scores(stated, shown, labels),
             "baseline_shuffled_pairs": finding_scores(stated, list(rng.permutation(np.array(shown, dtype=object))), labels),
@@ -154,13 +154,14 @@ def finding_judge(experiment: Experiment, cfg: EvalConfig, progress: bool) -> tu
     held_out = dataset.split(cfg.split)
     reconstructed = tokenizer.decode(tokenizer.encode(held_out.images))
     scores = {
-        "on_reconstructed_images": finding_scores(_judge(judge, reconstructed), held_out.labels, dataset.findings),
-        "on_original_images": finding_scores(_judge(judge, held_out.images), held_out.labels, dataset.findings),
+        "on_reconstructed_images": finding_scores(judge_findings(judge, reconstructed), held_out.labels, dataset.findings),
+        "on_original_images": finding_scores(judge_findings(judge, held_out.images), held_out.labels, dataset.findings),
     }
     return judge, scores
 
 
-def _judge(judge: FindingClassifier, images: np.ndarray) -> list[frozenset[str]]:
+def judge_findings(judge: FindingClassifier, images: np.ndarray) -> list[frozenset[str]]:
+    """The findings the classifier sees in each uint8 image [N, H, W, 3]."""
     if len(images) == 0:
         return []
     return [frozenset(np.array(judge.label_names)[row]) for row in judge.predict(images)]

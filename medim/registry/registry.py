@@ -334,7 +334,7 @@ def _with_defaults(params: Any, defaults: dict[str, Any], what: str) -> type[Com
     }
     model = create_model(f"Preset{params.__name__}", __base__=params, **fields)
     try:
-        model()
+        model(**defaults)  # defaults are not validated by pydantic on their own
     except ValidationError as exc:
         raise RegistryError(f"{what} has invalid defaults:\n{describe_validation_error(exc)}") from None
     return model

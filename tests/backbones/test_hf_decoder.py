@@ -150,3 +150,23 @@ def test_sdpa_gets_no_square_mask_unless_causal_with_padding(monkeypatch, bidire
     build(bidirectional=bidirectional)(tokens(), torch.zeros(2), padding if padded else None)
     assert seen and all(shape == expected for shape, _ in seen)
     assert all(causal == (not bidirectional and not padded) for _, causal in seen)
+
+
+@pytest.mark.parametrize("adaln", [True, False])
+def test_per_position_noise_levels_equal_per_sample_ones_when_constant(adaln: bool) -> None:
+    backbone = build(adaln=adaln, adaln_init="normal")
+    x = tokens()
+    level = torch.tensor([0.3, 2.0])
+    torch.testing.assert_close(backbone(x, level[:, None].expand(-1, 12)), backbone(x, level), rtol=1e-5, atol=1e-6)
+
+
+def test_each_position_is_modulated_by_its_own_level() -> None:
+    """AdaLN reads position j's level at position j: with attention off (one token), levels act per position."""
+    backbone = build(adaln_init="normal")
+    x = tokens()[:, :1].expand(2, 1).contiguous()
+    one_each = backbone(x, torch.tensor([[0.5], [3.0]]))
+    torch.testing.assert_close(one_each[0], backbone(x[:1], torch.tensor([0.5]))[0])
+    torch.testing.assert_close(one_each[1], backbone(x[1:], torch.tensor([3.0]))[0])
+    mixed = torch.full((2, 12), 0.5)
+    mixed[:, 6:] = 3.0
+    assert not torch.allclose(backbone(tokens(), mixed), backbone(tokens(), torch.full((2,), 0.5)))

@@ -7,19 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 from PIL import Image
 
 from medim.cli import main
-
-TINY = [
-    "data.num_train=64", "data.num_val=16", "data.num_test=16",
-    "tokenizers.image.codebook_size=32", "tokenizers.text.vocab_size=160",
-    "backbone.hidden_size=32", "backbone.num_layers=1", "backbone.num_heads=2",
-    "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "train.eval_every=4",
-    "train.checkpoint_every=4", "train.val_batches=1", "~train.max_minutes",
-    "eval.num_samples=8", "eval.joint_samples=4", "eval.num_steps=4", "eval.batch_size=8",
-    "eval.classifier_epochs=1", "eval.gallery_size=4", "eval.cfg_scale=1.5",
-]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +87,85 @@ def test_eval_flags_override_the_run_config_and_are_validated(run_dir: Path, cap
     assert main(["eval", str(run_dir), "--samples", "0", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "eval.num_samples" in err and "greater than 0" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_generate_finishes_a_report_from_its_opening(run_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "xray.png"
+    Image.fromarray(np.full((64, 64, 3), 80, dtype=np.uint8)).save(source)
+    argv = ["generate", str(run_dir), "--image", str(source), "--report-opening", "The heart is", "--num", "2",
+            "--out", str(tmp_path / "out"), "--steps", "3"]
+    assert main(argv) == 0
+    for i in range(2):
+        assert (tmp_path / "out" / f"report_{i:03d}.txt").read_text().startswith("The heart is")
+
+
+@pytest.mark.slow
+def test_generate_inpaints_only_under_the_mask(run_dir: Path, tmp_path: Path) -> None:
+    """White mask pixels are redrawn; the rest of the image comes back as its own tokenized reconstruction."""
+    from medim.runs import load_run
+
+    experiment, _ = load_run(run_dir)
+    image = experiment.dataset.split("test").images[0]
+    Image.fromarray(image).save(tmp_path / "xray.png")
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[:, 32:] = 255  # redraw the right half
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    argv = ["generate", str(run_dir), "--image", str(tmp_path / "xray.png"), "--mask", str(tmp_path / "mask.png"),
+            "--report", "The heart is enlarged.", "--out", str(tmp_path / "out"), "--steps", "3", "--seed", "1"]
+    assert main(argv) == 0
+    with Image.open(tmp_path / "out" / "inpainted_000.png") as result:
+        inpainted = np.asarray(result)
+    kept = experiment.image_tokenizer.decode(experiment.image_tokenizer.encode(image[None]))[0]
+    assert np.array_equal(inpainted[:, :32], kept[:, :32])  # codes left of the mask are the image's own
+    assert not np.array_equal(inpainted[:, 32:], kept[:, 32:])
+
+
+@pytest.mark.slow
+def test_generate_refuses_a_mask_of_another_size(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(tmp_path / "xray.png")
+    Image.fromarray(np.zeros((32, 32), dtype=np.uint8)).save(tmp_path / "mask.png")
+    argv = ["generate", str(run_dir), "--image", str(tmp_path / "xray.png"), "--mask", str(tmp_path / "mask.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "mask.png' is 32x32 pixels but image" in err and "64x64" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--mask", "m.png", "--report", "x"], "--mask needs --image"),
+        (["--image", "i.png", "--report", "x"], "with --image, --report needs --mask"),
+        (["--pairs", "2", "--image", "i.png"], "--pairs generates images; it cannot take --image"),
+        (["--report", "x", "--report-opening", "y"], "--report-opening goes with --image"),
+        ([], "say what to generate"),
+    ],
+)
+def test_generate_refuses_mixed_modes(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert main(["generate", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_with_another_sampler_writes_where_asked(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ancestral"
+    argv = ["eval", str(run_dir), "--set", "sampler=first_hitting", "--set", "eval.num_samples=4", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sampler"]["name"] == "first_hitting" and metrics["image_to_text"]["model"]["n"] == 4
+    # first-hitting reveals one token per call: as many calls as report (or image) tokens
+    from medim.runs import load_run
+
+    layout = load_run(run_dir)[0].layout
+    assert metrics["cost"]["image_to_text"]["network_evaluations_per_sample"] <= len(layout.text_positions)
+    assert metrics["cost"]["text_to_image"]["network_evaluations_per_sample"] == len(layout.image_positions)
+
+
+@pytest.mark.slow
+def test_eval_refuses_to_change_the_model(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(run_dir), "--set", "backbone.num_layers=3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "may change only sampler.*, eval.*" in err and "backbone.num_layers" in err and "Traceback" not in err
 
 
 def test_generate_refuses_a_non_positive_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

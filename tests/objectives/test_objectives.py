@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import build_task, tiny_backbone
+from conftest import TINY, build_task, tiny_backbone
 
 from medim.errors import RegistryError
 from medim.registry import NOISE, OBJECTIVES
@@ -149,3 +149,17 @@ def test_the_loss_trains_with_independent_times(tiny_layout, tiny_corpus) -> Non
     output.loss.backward()
     assert torch.isfinite(output.loss) and backbone.adaln[0].linear.weight.grad is not None
     assert set(output.modality_cross_entropy) <= {"image", "text"} and output.masked_tokens > 0
+
+
+def test_independent_times_need_a_backbone_that_takes_per_position_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+
+    from medim.backbones.hf_decoder import HFDecoderBackbone
+    from medim.config import load_experiment
+    from medim.errors import ConfigError
+    from medim.experiment import build_experiment
+
+    experiment = build_experiment(load_experiment("quickstart", [*TINY, "objective.time_sampling=independent"]), progress=False)
+    assert experiment.build_backbone().accepts_token_levels
+    monkeypatch.setattr(HFDecoderBackbone, "accepts_token_levels", False)  # as a per-sample-only plugin backbone
+    with pytest.raises(ConfigError, match="objective.time_sampling: independent gives every position its own noise level"):
+        experiment.build_backbone()

@@ -443,3 +443,33 @@ def test_broken_builtin_module_is_reported_on_every_lookup(
     for _ in range(2):  # the same clear error on every lookup, not an empty registry the second time
         with pytest.raises(RegistryError, match="built-in widgets module medim_test_widgets_broken failed to import"):
             registry.get("alpha")
+
+
+# -- presets ------------------------------------------------------------------------------------
+
+
+def test_a_preset_is_its_base_with_other_defaults(widgets: Registry) -> None:
+    Widget = _make_widget("A widget.")
+    widgets.register("widget")(Widget)
+    widgets.register_preset("big_widget", Widget, doc="A big widget.\n\nFor big jobs.", hidden_size=64)
+    built = widgets.build({"name": "big_widget", "mode": "slow"})
+    assert isinstance(built, Widget) and built.params.hidden_size == 64 and built.params.mode == "slow"
+    assert widgets.build({"name": "widget"}).params.hidden_size == 16  # the base keeps its defaults
+    entry = widgets.get("big_widget")
+    assert entry.summary == "A big widget." and entry.origin.endswith("(preset)")
+    info = widgets.info("big_widget")
+    assert {row["name"]: row["default"] for row in info["params"]}["hidden_size"] == 64
+    assert [row["description"] for row in info["params"] if row["name"] == "hidden_size"] == ["width of the widget"]
+    with pytest.raises(RegistryError, match="big_widget.hidden_size: Input should be greater than 0"):
+        widgets.build({"name": "big_widget", "hidden_size": 0}, where="big_widget")
+
+
+def test_a_preset_with_unknown_or_invalid_defaults_is_refused(widgets: Registry) -> None:
+    Widget = _make_widget()
+    with pytest.raises(RegistryError, match=r"widgets preset 'odd': unknown parameters \['colour'\]; valid: hidden_size, mode"):
+        widgets.register_preset("odd", Widget, doc="", colour="red")
+    with pytest.raises(RegistryError, match=r"widgets preset 'tiny' has invalid defaults:\nhidden_size: Input should be greater than 0"):
+        widgets.register_preset("tiny", Widget, doc="", hidden_size=-1)
+    widgets.register("taken")(Widget)
+    with pytest.raises(RegistryError, match="widgets name 'taken' is registered twice"):
+        widgets.register_preset("taken", Widget, doc="", hidden_size=3)

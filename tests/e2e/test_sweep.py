@@ -1,0 +1,77 @@
+"""`medim sweep`: a tiny sweep through the CLI trains each distinct model once, evaluates every run,
+writes one comparison table, and reuses finished work when run again."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY
+
+from medim.cli import main
+from medim.errors import ConfigError
+from medim.sweep import load_sweep
+
+
+def sweep_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny_sweep.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "tiny",
+        "overrides": [*TINY, "eval.gallery_size=0", f"output_dir={tmp_path / 'runs'}"],
+        "runs": {
+            "reference": {"experiment": "quickstart"},
+            "ancestral": {"experiment": "quickstart", "overrides": ["sampler=ancestral"]},
+            "cosine": {"experiment": "ablations/noise_cosine"},
+        },
+    }, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    root = tmp_path / "runs" / "sweeps" / "tiny"
+    assert "ancestral: decoding change only, evaluated on reference's model" in out
+    assert (root / "reference" / "checkpoints").is_dir() and (root / "cosine" / "checkpoints").is_dir()
+    assert not (root / "ancestral" / "checkpoints").exists() and (root / "ancestral" / "eval" / "metrics.json").is_file()
+    with open(root / "results.csv") as handle:
+        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"reference", "ancestral", "cosine"}
+    assert rows["reference"]["changes"] == "(reference)" and rows["ancestral"]["changes"] == "sampler=ancestral"
+    assert rows["cosine"]["changes"] == "noise=cosine" and rows["cosine"]["trained_as"] == "cosine"
+    assert rows["ancestral"]["trained_as"] == "reference" and rows["ancestral"]["final_val_loss"] == rows["reference"]["final_val_loss"]
+    for row in rows.values():
+        assert 0.0 <= float(row["image_to_text_f1"]) <= 1.0 and float(row["nfe_per_sample_t2i"]) == 4.0
+    assert (root / "results.md").read_text().startswith("| run | changes |")
+
+    stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.name in ("model.safetensors", "metrics.json")}
+    assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing trained or evaluated again
+
+
+def test_experiments_on_the_command_line_make_a_sweep() -> None:
+    name, runs = load_sweep(["quickstart", "ablations/noise_cosine"], ["train.steps=5"], name="mine")
+    assert name == "mine" and [r.label for r in runs] == ["quickstart", "noise_cosine"]
+    assert all(r.config.train.steps == 5 for r in runs) and runs[1].config.noise["name"] == "cosine"
+
+
+def test_a_sweep_file_is_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs: {a: {experiment: quickstart, override: [x=1]}}\n")
+    with pytest.raises(ConfigError, match=r"runs.a must be \{experiment: NAME, overrides: \[...\]\}"):
+        load_sweep([str(bad)])
+    bad.write_text("runs: {a: {experiment: quickstart}}\nrun: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown sweep keys \['run'\]"):
+        load_sweep([str(bad)])
+    with pytest.raises(ConfigError, match="is a sweep file; give it alone"):
+        load_sweep(["sweeps/samplers", "quickstart"])
+
+
+@pytest.mark.parametrize("name", ["sweeps/samplers", "sweeps/schedules", "sweeps/objectives"])
+def test_bundled_sweeps_load(name: str) -> None:
+    sweep, runs = load_sweep([name])
+    assert sweep == name.split("/")[1] and len(runs) >= 5 and runs[0].label
