@@ -130,8 +130,9 @@ def _generate(
         if report is not None:
             result = task.generate(backbone, sampler, [report] * count, images=images, regenerate=masks, cfg_scale=cfg, **decoding)
             written.append(atomic_write_text(out / "prompt.txt", report + "\n"))
-        else:
-            result, _ = task.generate(backbone, sampler, count, images=images, regenerate=masks, **decoding)
+        else:  # no report given: image region and report are generated together
+            result, reports = task.generate(backbone, sampler, count, images=images, regenerate=masks, cfg_scale=cfg, **decoding)
+            written += [atomic_write_text(out / f"inpainted_{i:03d}.txt", r + "\n") for i, r in enumerate(reports)]
         written += [write_png(out / f"inpainted_{i:03d}.png", img) for i, img in enumerate(result)]
     elif image is not None:
         task = experiment.task_named("image_to_text")

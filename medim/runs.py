@@ -11,10 +11,10 @@ from medim.backbones.medim_release import load_release, read_release, release_nu
 from medim.config import (
     ExperimentConfig,
     load_experiment,
-    validate_experiment,
+    load_resolved,
     with_overrides,
 )
-from medim.config.loading import changed_keys, read_yaml
+from medim.config.loading import changed_keys
 from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
 from medim.training.checkpoints import latest_checkpoint, load_model_weights
@@ -38,7 +38,7 @@ def run_config(run_dir: str | Path) -> ExperimentConfig:
     resolved = Path(run_dir) / "resolved.yaml"
     if not resolved.is_file():
         raise DataError(f"{run_dir} is not a medim run directory (no resolved.yaml); train one with `medim train`")
-    return validate_experiment(read_yaml(resolved), context=str(resolved))
+    return load_resolved(resolved)
 
 
 def open_run(run_dir: str | Path, config: ExperimentConfig, progress: bool = False) -> tuple[Experiment, Backbone]:

@@ -7,11 +7,12 @@ from medim.config.schema import (
     ExperimentConfig,
     TrainConfig,
     load_experiment,
+    load_resolved,
     validate_experiment,
     with_overrides,
 )
 
 __all__ = [
     "COMPONENT_BLOCKS", "EvalConfig", "ExperimentConfig", "TrainConfig", "find_experiment",
-    "list_experiments", "load_experiment", "validate_experiment", "with_overrides",
+    "list_experiments", "load_experiment", "load_resolved", "validate_experiment", "with_overrides",
 ]

@@ -19,6 +19,7 @@ from medim.config.loading import (
     changed_keys,
     find_experiment,
     load_layered,
+    read_yaml,
 )
 from medim.errors import ConfigError, RegistryError
 from medim.registry import (
@@ -141,6 +142,22 @@ def load_experiment(name_or_path: str | Path, overrides: list[str] | None = None
     data = apply_overrides(data, list(overrides or []), set(COMPONENT_BLOCKS))
     context = f"experiment {path}" + (f" (with overrides {' '.join(overrides)})" if overrides else "")
     return validate_experiment(data, context)
+
+
+#: Keys older medim versions wrote into `resolved.yaml` that no longer exist, and why dropping them is safe.
+RETIRED_KEYS = {
+    ("eval", "temperature"): "it had no effect; the token temperature is sampler.temperature",
+}
+
+
+def load_resolved(path: str | Path) -> ExperimentConfig:
+    """A run's `resolved.yaml`, validated; keys of older versions that had no effect are dropped, and
+    sections added since (e.g. `objective`) take their defaults, which match what those versions did."""
+    data = read_yaml(Path(path))
+    for (section, key) in RETIRED_KEYS:
+        if isinstance(data.get(section), dict):
+            data[section].pop(key, None)
+    return validate_experiment(data, context=str(path))
 
 
 def with_overrides(

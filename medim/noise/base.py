@@ -23,6 +23,13 @@ from torch import Tensor
 from medim.registry import ComponentParams
 
 
+def uniform(shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None, device: str | torch.device) -> Tensor:
+    """U[0, 1) samples on `device`, drawn where `generator` lives (a CPU generator can seed CUDA training,
+    and the same seed gives the same corruption on either device)."""
+    source = generator.device if generator is not None else device
+    return torch.rand(tuple(shape), generator=generator, device=source).to(device)
+
+
 class ScheduleParams(ComponentParams):
     """How training times are drawn; every schedule has these."""
 
@@ -75,9 +82,9 @@ class MaskingSchedule:
 
     def sample_t(self, batch: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> Tensor:
         """Training times in [t_min, 1); stratified (one per 1/batch slice, shuffled) when antithetic."""
-        u = torch.rand(batch, generator=generator, device=device)
+        u = uniform((batch,), generator, device)
         if self.antithetic:
-            order = torch.randperm(batch, generator=generator, device=device)
+            order = torch.randperm(batch, generator=generator, device=generator.device if generator else device).to(device)
             u = (order + u) / batch
         return self.t_min + (1.0 - self.t_min) * u
 
@@ -88,5 +95,5 @@ class MaskingSchedule:
         """
         assert x0.ndim == 2 and t.shape in ((x0.shape[0],), x0.shape), (x0.shape, t.shape)
         move_chance = self.masking(t if t.ndim == 2 else t[:, None])
-        masked = (torch.rand(x0.shape, generator=generator, device=x0.device) < move_chance) & noisable
+        masked = (uniform(x0.shape, generator, x0.device) < move_chance) & noisable
         return torch.where(masked, torch.full_like(x0, mask_id), x0)

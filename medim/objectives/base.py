@@ -37,7 +37,7 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from medim.backbones.base import Backbone
-from medim.noise.base import MaskingSchedule
+from medim.noise.base import MaskingSchedule, uniform
 from medim.registry import ComponentParams
 from medim.tokenizers.layouts import IMAGE, TEXT, SequenceLayout
 
@@ -146,20 +146,20 @@ class MaskedDiffusionObjective:
             times = torch.where(modality == TEXT, self.noise.sample_t(batch, generator, device=device)[:, None], times)
         times = torch.where(noisable, times, 0.0)
         if params.prompt_probability > 0:
-            prompted = (torch.rand(batch, generator=generator, device=device) < params.prompt_probability)[:, None]
+            prompted = (uniform((batch,), generator, device) < params.prompt_probability)[:, None]
             prompted = prompted & self.first_sentence(x0) & noisable
             noisable &= ~prompted
             times = torch.where(prompted, 0.0, times)
         forced = torch.zeros_like(noisable)
         if params.mask_modality_probability > 0:
             both = (noisable & (modality == IMAGE)).any(1) & (noisable & (modality == TEXT)).any(1)
-            chosen = both & (torch.rand(batch, generator=generator, device=device) < params.mask_modality_probability)
-            which = torch.where(torch.rand(batch, generator=generator, device=device) < 0.5, IMAGE, TEXT)
+            chosen = both & (uniform((batch,), generator, device) < params.mask_modality_probability)
+            which = torch.where(uniform((batch,), generator, device) < 0.5, IMAGE, TEXT)
             forced = chosen[:, None] & noisable & (modality == which[:, None])
             times = torch.where(forced, 1.0, times)
         xt = self.noise.corrupt(x0, times, noisable, mask_id, generator)
         xt = xt.masked_fill(forced, mask_id)
-        dropped = (torch.rand(batch, generator=generator, device=device) < cond_dropout)[:, None] & conditioning
+        dropped = (uniform((batch,), generator, device) < cond_dropout)[:, None] & conditioning
         xt = xt.masked_fill(dropped, mask_id)
         times = torch.where(dropped, 1.0, times)
         level = self.noise.sigma(times if self.token_levels else t)

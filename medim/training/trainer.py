@@ -17,11 +17,10 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-import yaml
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from medim.config import ExperimentConfig, TrainConfig
+from medim.config import ExperimentConfig, TrainConfig, load_resolved
 from medim.config.loading import changed_keys
 from medim.errors import ConfigError
 from medim.experiment import Experiment, build_experiment
@@ -96,7 +95,7 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
         return run_dir
     if not resolved.is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no resolved.yaml); train without --resume first")
-    changed = changed_keys(yaml.safe_load(resolved.read_text()) or {}, config.model_dump(mode="json"))
+    changed = changed_keys(load_resolved(resolved).model_dump(mode="json"), config.model_dump(mode="json"))
     not_allowed = [k for k in changed if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES)]
     if not_allowed:
         raise ConfigError(
@@ -161,6 +160,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
                 "step": step, "loss": output.loss.item(), "cross_entropy": output.cross_entropy,
                 "accuracy": output.accuracy, "lr": scheduler.get_last_lr()[0], "tokens_per_s": round(speed),
                 "grad_norm": None if grad_norm is None else float(grad_norm),
+                **{f"cross_entropy_{name}": value for name, value in output.modality_cross_entropy.items()},
             }
             log.write(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{output.accuracy:.2f}", tok_s=f"{speed:,.0f}")

@@ -122,6 +122,16 @@ def test_generate_inpaints_only_under_the_mask(run_dir: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
+def test_inpainting_without_a_report_also_writes_one(run_dir: Path, tmp_path: Path) -> None:
+    Image.fromarray(np.full((64, 64, 3), 90, dtype=np.uint8)).save(tmp_path / "xray.png")
+    Image.fromarray(np.full((64, 64), 255, dtype=np.uint8)).save(tmp_path / "mask.png")
+    argv = ["generate", str(run_dir), "--image", str(tmp_path / "xray.png"), "--mask", str(tmp_path / "mask.png"),
+            "--out", str(tmp_path / "out"), "--steps", "2"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["inpainted_000.png", "inpainted_000.txt"]
+
+
+@pytest.mark.slow
 def test_generate_refuses_a_mask_of_another_size(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(tmp_path / "xray.png")
     Image.fromarray(np.zeros((32, 32), dtype=np.uint8)).save(tmp_path / "mask.png")

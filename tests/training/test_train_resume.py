@@ -45,6 +45,8 @@ def test_run_directory_holds_config_versions_log_and_checkpoints(tmp_path: Path)
     validation = [json.loads(l) for l in (run / "train_log.jsonl").read_text().splitlines() if "val_loss" in l]
     assert [v["step"] for v in validation] == [3, 6]
     assert {"val_text_to_image", "val_image_to_text", "val_joint"} <= set(validation[0])
+    steps = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if '"cross_entropy"' in line]
+    assert all(record["cross_entropy_image"] > 0 and record["cross_entropy_text"] > 0 for record in steps)
 
 
 def test_resume_reproduces_the_same_next_losses(tmp_path: Path) -> None:
@@ -97,3 +99,19 @@ def test_time_cap_stops_with_a_checkpoint_and_each_resume_gets_a_fresh_budget(tm
     second = train(config, resume=True, progress=False)
     assert (second.steps_done, second.finished) == (2, False)
     assert latest_checkpoint(second.run_dir).name == "step_0000002"
+
+
+def test_a_run_written_by_an_older_version_still_opens_and_resumes(tmp_path: Path) -> None:
+    """Its resolved.yaml has the retired eval.temperature and no objective section."""
+    from medim.runs import load_run
+
+    config = tiny_config(tmp_path, "train.steps=3", "train.checkpoint_every=3", "train.eval_every=3")
+    run = train(config, progress=False).run_dir
+    old = yaml.safe_load((run / "resolved.yaml").read_text())
+    old["eval"]["temperature"] = 1.0
+    del old["objective"]
+    (run / "resolved.yaml").write_text(yaml.safe_dump(old))
+    experiment, _ = load_run(run)
+    assert experiment.config.objective["name"] == "elbo"
+    longer = tiny_config(tmp_path, "train.steps=6", "train.checkpoint_every=3", "train.eval_every=3")
+    assert train(longer, resume=True, progress=False).steps_done == 6
