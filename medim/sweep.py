@@ -13,8 +13,11 @@ decode (`sampler`, `eval`) share one trained model: it is trained once and each
 run is evaluated on it, so a sampler ablation costs one training. Everything is
 resumable: a finished training or evaluation is reused while its config is
 unchanged, an interrupted training resumes. The table (`results.md`, `results.csv`)
-has each run's changes against the first run, its held-out scores, its final
-validation loss and its generation cost (network evaluations and seconds per sample).
+has each run's changes against the first run, its held-out scores (and the share of
+joint reports stating no finding, which exposes a sampler collapsing to the mode),
+its final validation loss (in its own objective's units) and held-out negative ELBO
+(the same yardstick for every run), and its generation cost (network evaluations and seconds
+per sample).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from medim.config.loading import (
 )
 from medim.errors import ConfigError
 from medim.evaluation.evaluate import evaluate
+from medim.evaluation.likelihood import held_out_nelbo
 from medim.io import atomic_write_json, atomic_write_text, stable_hash
 from medim.runs import DECODING_SECTIONS, open_run
 from medim.training.checkpoints import latest_checkpoint, trained_steps
@@ -140,7 +144,12 @@ def _evaluated(config: ExperimentConfig, weights_dir: Path, progress: bool) -> d
     key = stable_hash({"config": config.model_dump(mode="json"), "weights": str(checkpoint)})
     marker = config.run_dir / "sweep_eval.json"
     if marker.is_file() and json.loads(marker.read_text()).get("key") == key and (out / "metrics.json").is_file():
-        return json.loads((out / "metrics.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+        if "nelbo" not in metrics:  # evaluated by a version without the bound: add it, nothing else is redone
+            experiment, backbone = open_run(weights_dir, config, progress)
+            metrics["nelbo"] = held_out_nelbo(experiment, backbone, config.eval.split, seed=config.seed)
+            atomic_write_json(out / "metrics.json", metrics)
+        return metrics
     experiment, backbone = open_run(weights_dir, config, progress)
     metrics = evaluate(experiment, backbone, out, config.eval, progress)
     if weights_dir != config.run_dir:  # an evaluation-only run: say what it decoded with, and on whose weights
@@ -174,9 +183,13 @@ def _row(run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, A
         "changes": describe_changes(first.config, run.config),
         "trained_as": trainer.label,
         "final_val_loss": _final_val_loss(trainer.config.run_dir),
+        "nelbo_joint": metrics["nelbo"]["joint"],
+        "nelbo_image_to_text": metrics["nelbo"]["image_to_text"],
+        "nelbo_text_to_image": metrics["nelbo"]["text_to_image"],
         "image_to_text_f1": metrics["image_to_text"]["model"]["micro_f1"],
         "text_to_image_f1": metrics["text_to_image"]["model"]["micro_f1"],
         "joint_agreement_f1": metrics.get("joint", {}).get("model_agreement", {}).get("micro_f1"),
+        "joint_normal_fraction": metrics.get("joint", {}).get("normal_fraction"),
         "nfe_per_sample_i2t": cost.get("image_to_text", {}).get("network_evaluations_per_sample"),
         "nfe_per_sample_t2i": cost.get("text_to_image", {}).get("network_evaluations_per_sample"),
         "seconds_per_sample_i2t": cost.get("image_to_text", {}).get("seconds_per_sample"),

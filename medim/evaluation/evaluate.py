@@ -7,6 +7,8 @@
   accuracy on held-out images is reported), scored against the true labels.
 - joint: generated pairs, scored by how well the judged image findings agree
   with the findings the generated report states.
+- the held-out negative ELBO of each task (`medim.evaluation.likelihood`), the one
+  number comparable across schedules and loss weights.
 Baselines: the majority label set (usually "normal"), a random training
 sample's labels, and for joint a shuffled pairing; learning shows as a gap.
 """
@@ -28,6 +30,7 @@ from medim.evaluation.finding_classifier import (
 )
 from medim.evaluation.finding_metrics import finding_scores
 from medim.evaluation.gallery import save_gallery
+from medim.evaluation.likelihood import held_out_nelbo
 from medim.experiment import Experiment
 from medim.io import atomic_write_json, cache_root, stable_hash
 from medim.runs import load_run
@@ -109,6 +112,7 @@ def evaluate(
             "baseline_shuffled_pairs": finding_scores(stated, list(rng.permutation(np.array(shown, dtype=object))), labels),
             "normal_fraction": float(np.mean([not s for s in stated])),
         }
+    metrics["nelbo"] = held_out_nelbo(experiment, backbone, cfg.split, seed=experiment.config.seed)
     metrics["cost"] = {task: stats.summary() for task, stats in cost.items() if stats.evaluations}
     metrics["sampler"] = experiment.config.sampler
     metrics["decoding"] = {"num_steps": cfg.num_steps, "modality_steps": cfg.modality_steps, "cfg_scale": cfg.cfg_scale}

@@ -45,6 +45,7 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: P
     assert rows["ancestral"]["trained_as"] == "reference" and rows["ancestral"]["final_val_loss"] == rows["reference"]["final_val_loss"]
     for row in rows.values():
         assert 0.0 <= float(row["image_to_text_f1"]) <= 1.0 and float(row["nfe_per_sample_t2i"]) == 4.0
+        assert 0.0 <= float(row["joint_normal_fraction"]) <= 1.0 and float(row["nelbo_joint"]) > 0
     assert (root / "results.md").read_text().startswith("| run | changes |")
 
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.name in ("model.safetensors", "metrics.json")}

@@ -66,6 +66,8 @@ def test_eval_writes_scores_baselines_and_galleries(run_dir: Path, capsys: pytes
             assert scores["n"] == 8 and 0.0 <= scores["micro_f1"] <= 1.0
     assert metrics["joint"]["model_agreement"]["n"] == 4
     assert 0.0 <= metrics["judge"]["on_reconstructed_images"]["label_accuracy"] <= 1.0
+    assert set(metrics["nelbo"]) == {"image_to_text", "text_to_image", "joint"}
+    assert all(0 < value < 20 for value in metrics["nelbo"].values())
     for gallery in ("image_to_text.png", "text_to_image.png", "joint.png"):
         assert (run_dir / "eval" / gallery).stat().st_size > 0
     assert "image_to_text" in capsys.readouterr().out
@@ -83,6 +85,9 @@ def test_eval_flags_override_the_run_config_and_are_validated(run_dir: Path, cap
     assert main(["eval", str(run_dir), "--samples", "4", "--steps", "2", "--cfg", "0", "--quiet"]) == 0
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["num_samples"] == 4 and metrics["image_to_text"]["model"]["n"] == 4
+    first = json.loads((run_dir / "eval" / "metrics.json").read_text())["nelbo"]
+    assert main(["eval", str(run_dir), "--samples", "4", "--steps", "3", "--quiet"]) == 0
+    assert json.loads((run_dir / "eval" / "metrics.json").read_text())["nelbo"] == first  # fixed batches and noise
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--samples", "0", "--quiet"]) == 2
     err = capsys.readouterr().err
