@@ -170,8 +170,10 @@ def describe_changes(reference: ExperimentConfig, config: ExperimentConfig) -> s
             own = [f"{k}={v}" for k, v in new.items() if k != "name" and defaults.get(k) != v]
             parts.append(f"{path}={new['name']}" + (f" ({', '.join(own)})" if own else ""))
             covered.append(path + ".")
-    for key in changed_keys(before, after):
-        if key.split(".")[0] not in _LABELS and not any(key.startswith(prefix) for prefix in covered):
+    changed = changed_keys(before, after)
+    for key in changed:
+        nested = any(other.startswith(key + ".") for other in changed)  # an empty mapping that gained keys
+        if key.split(".")[0] not in _LABELS and not nested and not any(key.startswith(prefix) for prefix in covered):
             parts.append(f"{key}={_lookup(after, key)}")
     return "; ".join(parts) or "(reference)"
 

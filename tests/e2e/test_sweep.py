@@ -76,3 +76,16 @@ def test_a_sweep_file_is_checked(tmp_path: Path) -> None:
 def test_bundled_sweeps_load(name: str) -> None:
     sweep, runs = load_sweep([name])
     assert sweep == name.split("/")[1] and len(runs) >= 5 and runs[0].label
+
+
+def test_changes_are_described_against_the_reference() -> None:
+    from medim.config import load_experiment
+    from medim.sweep import describe_changes
+
+    reference = load_experiment("quickstart")
+    assert describe_changes(reference, reference) == "(reference)"
+    swapped = load_experiment("quickstart", ["sampler=remask", "sampler.eta=0.1", "eval.num_steps=7", "name=other"])
+    assert describe_changes(reference, swapped) == "sampler=remask (eta=0.1); eval.num_steps=7"
+    assert describe_changes(reference, load_experiment("ablations/sampler_modality_steps")) == (
+        "eval.modality_steps.image=40; eval.modality_steps.text=20"
+    )
