@@ -35,6 +35,8 @@ from medim.training.checkpoints import (
 
 #: Config sections a resumed run may change (how long to train, not what to train).
 RESUMABLE_CHANGES = {"steps", "max_minutes", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"}
+#: Sections that only say how a trained model decodes; a resumed run may change them too.
+DECODING_ONLY = ("sampler", "eval", "description")
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,15 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
     if not resolved.is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no resolved.yaml); train without --resume first")
     changed = changed_keys(load_resolved(resolved).model_dump(mode="json"), config.model_dump(mode="json"))
-    not_allowed = [k for k in changed if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES)]
+    not_allowed = [
+        k for k in changed
+        if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES) and k.split(".")[0] not in DECODING_ONLY
+    ]
     if not_allowed:
         raise ConfigError(
             f"--resume: the config differs from the run in {run_dir} at {', '.join(not_allowed)}; "
-            f"only train.{{{', '.join(sorted(RESUMABLE_CHANGES))}}} may change when resuming"
+            f"only train.{{{', '.join(sorted(RESUMABLE_CHANGES))}}} and the decoding sections "
+            f"({', '.join(s + '.*' for s in DECODING_ONLY[:2])}) may change when resuming"
         )
     return run_dir
 

@@ -74,6 +74,14 @@ def test_resume_refuses_a_changed_model(tmp_path: Path) -> None:
     train(tiny_config(tmp_path), progress=False)
     with pytest.raises(ConfigError, match="differs from the run .* at backbone.num_layers"):
         train(tiny_config(tmp_path, "backbone.num_layers=2"), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="differs from the run .* at objective.name"):
+        train(tiny_config(tmp_path, "objective=unweighted"), resume=True, progress=False)
+
+
+def test_resume_accepts_other_decoding_settings(tmp_path: Path) -> None:
+    train(tiny_config(tmp_path), progress=False)
+    decoding = ("sampler=ancestral", "eval.joint_samples=3", "train.steps=7")
+    assert train(tiny_config(tmp_path, *decoding), resume=True, progress=False).steps_done == 7
 
 
 def test_batches_cover_each_epoch_without_repeats() -> None:
