@@ -57,11 +57,10 @@ _LABELS = ("name", "description")
 
 @dataclass(frozen=True)
 class SweepRun:
-    """One row of a sweep: its label, its validated config and the overrides that made it."""
+    """One row of a sweep: its label and its validated config."""
 
     label: str
     config: ExperimentConfig
-    overrides: tuple[str, ...]
 
 
 def load_sweep(sources: Sequence[str], extra: Sequence[str] = (), name: str | None = None) -> tuple[str, list[SweepRun]]:
@@ -102,7 +101,7 @@ def sweep_of_experiments(experiments: Sequence[str], extra: Sequence[str] = (), 
 
 
 def _sweep_run(label: str, experiment: str, overrides: list[str]) -> SweepRun:
-    return SweepRun(label, load_experiment(experiment, overrides), tuple(overrides))
+    return SweepRun(label, load_experiment(experiment, overrides))
 
 
 def training_identity(config: ExperimentConfig) -> str:
@@ -120,7 +119,7 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
     rows = []
     for index, run in enumerate(runs, 1):
         config = validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"})
-        trainer = trainers.setdefault(training_identity(config), SweepRun(run.label, config, run.overrides))
+        trainer = trainers.setdefault(training_identity(config), SweepRun(run.label, config))
         if trainer.label != run.label:
             print(f"[{index}/{len(runs)}] {run.label}: decoding change only, evaluated on {trainer.label}'s model")
         elif trained_steps(config.run_dir) >= config.train.steps:
