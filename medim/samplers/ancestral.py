@@ -1,7 +1,7 @@
 """MDLM ancestral sampling: the exact reverse step of the absorbing process (SUBS parameterisation).
 
 For a masked token at time t and an earlier time s < t (MDLM eq. 7):
-    q(xs = v | xt = mask) = (alpha_s - alpha_t) / (1 - alpha_t) * p_theta(x0 = v | xt)
+    q(xs = v | xt = mask) = (alpha_s - alpha_t) / (1 - alpha_t) * p_theta(x0 = v | xt)   (= (m_t - m_s) / m_t * p_theta)
     q(xs = mask | xt = mask) = (1 - alpha_s) / (1 - alpha_t)
 and unmasked tokens are copied. At s = 0, alpha_s = 1, so every token is revealed.
 With many steps most steps reveal nothing; then xs = xt and the next prediction
@@ -37,8 +37,8 @@ class AncestralSampler(Sampler):
     ) -> SamplerOutput:
         assert logits.shape[:2] == xt.shape and t.shape == s.shape == xt.shape[:1], (logits.shape, xt.shape, t.shape)
         x0 = sample_categorical(self.log_probs(logits), rng)
-        alpha_t, alpha_s = self.noise.alpha(t), self.noise.alpha(s)
-        reveal_probability = torch.where(s <= 0, torch.ones_like(t), (alpha_s - alpha_t) / (1.0 - alpha_t))
+        m_t, m_s = self.noise.masking(t), self.noise.masking(s)  # 1 - alpha, exact where alpha is near 1
+        reveal_probability = torch.where(s <= 0, torch.ones_like(t), (m_t - m_s) / m_t)
         reveal = rng.rand(xt.shape[1]).to(xt.device) < reveal_probability[:, None]
         masked = self._masked(xt, frozen)
         return SamplerOutput(torch.where(masked & reveal, x0, xt), torch.where(masked, x0, xt))

@@ -12,7 +12,10 @@ A sampler is stateless. The generation loop (`medim.tasks.generation`) asks it f
     rng                `RowGenerators`: one random stream per sample
     frozen  [B, P]     positions given by the user (infilling) that must stay as they are
 
-and returns `SamplerOutput(prev_sample=xs, pred_original_sample=x0)`.
+and returns `SamplerOutput(prev_sample=xs, pred_original_sample=x0)`. A sampler
+whose `remembers_confidence()` is true also gets `revealed_confidence` [B, P], the
+log-probability each revealed token had when it was revealed, and returns the
+step's `confidence`; the loop keeps that memory, so the sampler itself holds none.
 Temperature, top-k and top-p are applied here, once, by `log_probs`.
 
 Two kinds of sampler change the loop's behaviour by class attributes:
@@ -42,6 +45,8 @@ class SamplerOutput:
 
     prev_sample: Tensor
     pred_original_sample: Tensor
+    #: [B, P] log-probability of each position's drawn token (samplers that remember confidence).
+    confidence: Tensor | None = None
 
 
 class SamplerParams(ComponentParams):
@@ -89,6 +94,10 @@ class Sampler:
 
     def reuses_predictions(self) -> bool:
         """Whether the loop may reuse a sample's last prediction when its tokens did not change."""
+        return False
+
+    def remembers_confidence(self) -> bool:
+        """Whether `step` needs `revealed_confidence`, the log-probability each token had when revealed."""
         return False
 
     def guidance_weight(self, cfg_scale: float, t: Tensor) -> Tensor:

@@ -29,7 +29,8 @@ class FirstHittingSampler(Sampler):
     def next_time(self, t: Tensor, n_masked: Tensor, rng: RowGenerators) -> Tensor:
         u = rng.rand().to(t.device)
         exponent = 1.0 / n_masked.clamp(min=1).to(t.dtype)
-        s = self.noise.time_at(self.noise.masking(t) * u**exponent)
+        # a schedule with m(0) > 0 (linear sigma, sigma_min > 0) maps small masking levels before t = 0
+        s = self.noise.time_at(self.noise.masking(t) * u**exponent).clamp(min=0.0)
         return torch.where(n_masked > 0, torch.minimum(s, t), t)
 
     def step(

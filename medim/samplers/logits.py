@@ -39,7 +39,8 @@ def classifier_free_guidance(cond_logits: Tensor, uncond_logits: Tensor, scale: 
     w = scale.reshape(-1, *([1] * (cond.ndim - 1))) if scale.ndim else scale
     uncond = uncond_logits.float().log_softmax(-1)
     guided = (1.0 + w) * cond - w * uncond
-    guided = torch.where(torch.isfinite(cond), guided, torch.full_like(guided, float("-inf"))).log_softmax(-1)
+    both_allow = torch.isfinite(cond) & torch.isfinite(uncond)
+    guided = torch.where(both_allow, guided, torch.full_like(guided, float("-inf"))).log_softmax(-1)
     return torch.where(w == 0, cond, guided)
 
 

@@ -4,7 +4,10 @@ At each step every masked position draws a token; the positions whose draw is
 most confident are revealed, as many as the reveal schedule asks. The schedule
 gives the fraction of positions still masked at time t:
     arccos: r(t) = (2/pi) * arccos(1 - t)    cosine: r(t) = sin(pi t / 2)    linear: r(t) = t
-so going from t to s keeps floor(n_masked * r(s) / r(t)) masked (at least one is revealed).
+so a step to time s leaves floor(n * r(s)) of the n generated positions masked (at
+least one is revealed per step). Counting from n, not from the positions still
+masked, keeps the rounding from compounding: a per-step ratio would reveal up to one
+token too many every step and turn arccos into linear decoding at 128 steps.
 The ranking score is log-confidence (`medim.samplers.confidence`; MeDiM: the drawn
 token's probability) + gumbel_temperature * g(t) * Gumbel noise, with g(t) = t
 (MeDiM: 10 t) or 1. The last step (s = 0) reveals every remaining position, by
@@ -72,21 +75,26 @@ class MaskGITSampler(Sampler):
         if params.gumbel_temperature > 0:
             scale = params.gumbel_temperature * (t if params.gumbel_schedule == "linear" else torch.ones_like(t))
             score = confidence + scale[:, None] * rng.gumbel(xt.shape[1]).to(score.device)
-        reveal = reveal_most_confident(score, masked, self.reveal_count(masked, t, s, confidence))
+        generated = torch.full_like(t, xt.shape[1], dtype=torch.long) if frozen is None else (~frozen).sum(-1)
+        score = self.ranking_score(score, confidence, masked)
+        reveal = reveal_most_confident(score, masked, self.reveal_count(masked, generated, s, confidence))
         reveal = reveal | (masked & final[:, None])
         return SamplerOutput(torch.where(reveal, x0, xt), torch.where(masked, x0, xt))
 
-    def reveal_count(self, masked: Tensor, t: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
-        """[B] positions to reveal: the schedule's share of the masked ones, at least one.
+    def reveal_count(self, masked: Tensor, generated: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
+        """[B] positions to reveal: down to the schedule's share of the `generated` ones at s, at least one.
 
         `confidence` [B, P] (log, before noise) is there for subclasses that reveal by it.
         """
         n_masked = masked.sum(-1)
-        ratio = masked_fraction(self.params.schedule, s) / masked_fraction(self.params.schedule, t).clamp(min=1e-12)
         # the 1e-6 stops float error (3 * (2/3) = 1.9999...) from revealing an extra token
-        keep_masked = torch.floor(n_masked * ratio + 1e-6).long()
-        return torch.where(n_masked > 0, (n_masked - keep_masked).clamp(min=1), n_masked)
+        keep_masked = torch.floor(generated * masked_fraction(self.params.schedule, s) + 1e-6).long()
+        keep_masked = torch.minimum(keep_masked, n_masked - 1).clamp(min=0)
+        return n_masked - keep_masked
 
+    def ranking_score(self, score: Tensor, confidence: Tensor, masked: Tensor) -> Tensor:
+        """The score [B, P] that orders the reveals (subclasses may put some positions first)."""
+        return score
 
 SAMPLERS.register_preset(
     "medim",

@@ -7,9 +7,9 @@ With remasking probability sigma_t, the step from t to s < t is (ReMDM eq. 4)
 which keeps the marginal q(xs | x0) of the forward process for any
 0 <= sigma_t <= sigma_max = min(1, (1 - alpha_s) / alpha_t); sigma_t = 0 is MDLM's step.
 Strategies: `cap` sigma_t = min(eta, sigma_max); `rescale` sigma_t = eta * sigma_max;
-`conf` spreads sigma_max over the revealed tokens by softmax(-p), p the current
-probability of each revealed token (ReMDM uses the probability it had when revealed;
-masked tokens then follow MDLM's rate); `loop` replaces alpha by ReMDM-loop's path:
+`conf` spreads sigma_max over the revealed tokens by softmax(-p), p the probability
+each token had when it was revealed (the loop remembers it; masked tokens then
+follow MDLM's rate); `loop` replaces alpha by ReMDM-loop's path:
 alpha falls linearly to alpha_on until t_on, stays at alpha_on (remasking with
 sigma = eta) until t_off, then rises to 1. At s = 0 nothing is remasked.
 Given (frozen) tokens are never remasked.
@@ -48,6 +48,9 @@ class RemaskSampler(Sampler):
                 raise ValueError(f"loop needs t_off < t_on, got t_off={self.t_off}, t_on={self.t_on}")
             return self
 
+    def remembers_confidence(self) -> bool:
+        return self.params.strategy == "conf"
+
     def alphas(self, t: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
         """(alpha_t, alpha_s) [B]: the schedule's, or ReMDM-loop's path."""
         if self.params.strategy != "loop":
@@ -61,31 +64,35 @@ class RemaskSampler(Sampler):
         return torch.where(t > p.t_on, falling, torch.where(t <= p.t_off, rising, torch.full_like(t, p.alpha_on)))
 
     def step(
-        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None
+        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None,
+        revealed_confidence: Tensor | None = None,
     ) -> SamplerOutput:
         assert logits.shape[:2] == xt.shape and t.shape == s.shape == xt.shape[:1], (logits.shape, xt.shape, t.shape)
         log_probs = self.log_probs(logits)
         x0 = sample_categorical(log_probs, rng)
+        if self.params.strategy == "conf" and revealed_confidence is None:
+            raise ValueError("remask strategy 'conf' needs revealed_confidence: the log-probability of each revealed token when it was revealed")
         masked = self._masked(xt, frozen)
         revisable = xt != self.mask_id if frozen is None else (xt != self.mask_id) & ~frozen
         alpha_t, alpha_s = self.alphas(t, s)
         sigma_max = ((1.0 - alpha_s) / alpha_t.clamp(min=1e-12)).clamp(0.0, 1.0)
-        remask, sigma_for_masked = self._remask_probability(log_probs, xt, revisable, t, s, sigma_max)
+        remask, sigma_for_masked = self._remask_probability(revealed_confidence, revisable, t, s, sigma_max)
+        remask = torch.where((s <= 0)[:, None], 0.0, remask)
         reveal = (alpha_s - (1.0 - sigma_for_masked) * alpha_t) / (1.0 - alpha_t).clamp(min=1e-12)
         reveal = torch.where(s <= 0, torch.ones_like(reveal), reveal.clamp(0.0, 1.0))
         u = rng.rand(xt.shape[1]).to(xt.device)
         xs = torch.where(masked & (u < reveal[:, None]), x0, xt)
         xs = torch.where(revisable & (u < remask), torch.full_like(xs, self.mask_id), xs)
-        return SamplerOutput(xs, torch.where(masked, x0, xt))
+        confidence = log_probs.gather(-1, x0[..., None])[..., 0]
+        return SamplerOutput(xs, torch.where(masked, x0, xt), confidence)
 
     def _remask_probability(
-        self, log_probs: Tensor, xt: Tensor, revisable: Tensor, t: Tensor, s: Tensor, sigma_max: Tensor
+        self, revealed_confidence: Tensor | None, revisable: Tensor, t: Tensor, s: Tensor, sigma_max: Tensor
     ) -> tuple[Tensor, Tensor]:
         """([B, P] probability of remasking each revealed token, [B] sigma_t used for the masked ones)."""
         p = self.params
         if p.strategy == "conf":
-            token_probability = log_probs.gather(-1, xt.clamp(max=log_probs.shape[-1] - 1)[..., None])[..., 0].exp()
-            share = (-token_probability).masked_fill(~revisable, float("-inf")).softmax(-1).nan_to_num(0.0)
+            share = (-revealed_confidence.exp()).masked_fill(~revisable, float("-inf")).softmax(-1).nan_to_num(0.0)
             return sigma_max[:, None] * share, torch.zeros_like(sigma_max)
         if p.strategy == "cap":
             sigma = torch.minimum(torch.full_like(sigma_max, p.eta), sigma_max)
@@ -94,5 +101,4 @@ class RemaskSampler(Sampler):
         else:
             in_loop = (t <= p.t_on) & (t > p.t_off)
             sigma = torch.where(in_loop, torch.minimum(torch.full_like(sigma_max, p.eta), sigma_max), torch.zeros_like(sigma_max))
-        sigma = torch.where(s <= 0, torch.zeros_like(sigma), sigma)
-        return sigma[:, None].expand_as(xt), sigma
+        return sigma[:, None].expand_as(revisable), sigma

@@ -31,6 +31,12 @@ class ThresholdSampler(MaskGITSampler):
         gumbel_temperature: float = Field(0.0, ge=0, description="Gumbel noise on the ranking (0: most confident first)")
         final_argmax: bool = Field(False, description="the last step takes the most likely token instead of sampling it")
 
-    def reveal_count(self, masked: Tensor, t: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
-        confident = (masked & (confidence >= math.log(self.params.threshold))).sum(-1)
-        return torch.maximum(super().reveal_count(masked, t, s, confidence), confident)
+    def reveal_count(self, masked: Tensor, generated: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
+        return torch.maximum(super().reveal_count(masked, generated, s, confidence), self._confident(masked, confidence).sum(-1))
+
+    def ranking_score(self, score: Tensor, confidence: Tensor, masked: Tensor) -> Tensor:
+        """Confident positions first whatever the Gumbel noise; the noise orders only the rest."""
+        return score.masked_fill(self._confident(masked, confidence), float("inf"))
+
+    def _confident(self, masked: Tensor, confidence: Tensor) -> Tensor:
+        return masked & (confidence >= math.log(self.params.threshold))

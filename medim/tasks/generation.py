@@ -155,6 +155,8 @@ class _ReverseProcess:
         self.generate = torch.ones(batch, len(targets), dtype=torch.bool, device=device) if generate is None else generate.to(device)
         self.conditioning = conditioning.to(device) if conditioning is not None and cfg_scale > 0 else None
         self.cfg_scale = cfg_scale if self.conditioning is not None else 0.0
+        # a sample with nothing to re-mask has identical guided inputs: guiding it would only add float error
+        self.guided = self.conditioning.any(1) if self.conditioning is not None else None
         self.token_levels = token_levels
         self.x = given.clone()
         self.x[:, self.targets] = torch.where(self.generate, layout.mask_id, self.x[:, self.targets])
@@ -163,6 +165,7 @@ class _ReverseProcess:
         self.allowed = layout.allowed_vocab(targets.cpu()).to(device)
         self.logit_positions = layout.logit_positions(targets.cpu()).to(device)
         self.reuse = sampler.reuses_predictions()
+        self.revealed_confidence = torch.zeros(batch, len(targets), device=device) if sampler.remembers_confidence() else None
         self.cache: _Predictions | None = None
         self.cache_tokens = self.cache_valid = torch.empty(0)
         self.forward_calls, self.reused = 0, 0
@@ -222,11 +225,18 @@ class _ReverseProcess:
         slots = predicted.slot[index]
         logits = predicted.cond[slots][:, columns]
         if predicted.uncond is not None:
-            weight = self.sampler.guidance_weight(self.cfg_scale, t)
+            weight = self.sampler.guidance_weight(self.cfg_scale, t) * self.guided[index]
             logits = classifier_free_guidance(logits, predicted.uncond[slots][:, columns], weight)
         xt = self.x[index[:, None], positions[None]]
         frozen = ~self.generate[index][:, columns]
-        out = self.sampler.step(logits, xt, t, s, self.rng.rows(index), frozen)
+        if self.revealed_confidence is None:
+            out = self.sampler.step(logits, xt, t, s, self.rng.rows(index), frozen)
+        else:
+            cells = index[:, None], columns.to(index.device)[None]
+            memory = self.revealed_confidence[cells]
+            out = self.sampler.step(logits, xt, t, s, self.rng.rows(index), frozen, revealed_confidence=memory)
+            revealed = (xt == self.layout.mask_id) & (out.prev_sample != self.layout.mask_id)
+            self.revealed_confidence[cells] = torch.where(revealed, out.confidence, memory)
         self.x[index[:, None], positions[None]] = torch.where(frozen, xt, out.prev_sample)
         self._set_time(columns, rows, s)
 

@@ -51,6 +51,29 @@ def test_maskgit_reveal_schedules(schedule: str, expected) -> None:
     assert int((xs == MASK).sum()) == math.floor(100 * expected(0.5) / expected(1.0) + 1e-6)
 
 
+@pytest.mark.parametrize("schedule", ["arccos", "cosine", "linear"])
+def test_maskgit_stays_on_its_schedule_over_a_whole_decode(schedule: str) -> None:
+    """After each step of a 128-step decode of 256 tokens, floor(256 r(s)) stay masked (or one fewer than before,
+    when the curve is flatter than one token a step): rounding never compounds into an earlier reveal."""
+    sampler = build({"name": "maskgit", "schedule": schedule})
+    grid = sampler.timesteps(128).double()
+    curve = {"arccos": lambda t: 2 / math.pi * math.acos(1 - t), "cosine": lambda t: math.sin(math.pi * t / 2), "linear": lambda t: t}[schedule]
+    xt, expected = torch.full((1, 256), MASK), 256
+    for t, s in zip(grid[:-1], grid[1:]):
+        xt = sampler.step(uniform_logits(1, 256), xt, t.reshape(1).float(), s.reshape(1).float(), rng(1)).prev_sample
+        expected = max(0, min(math.floor(256 * curve(float(s)) + 1e-6), expected - 1))
+        assert int((xt == MASK).sum()) == expected, float(s)
+    assert expected == 0
+
+
+def test_maskgit_counts_its_share_from_the_generated_positions_only() -> None:
+    """Given (frozen) positions are not part of the schedule: 4 generated of 10 at r = 0.5 keep 2 masked."""
+    frozen = torch.tensor([[True] * 6 + [False] * 4])
+    xt = torch.where(frozen, 3, MASK)
+    xs = build({"name": "maskgit", "schedule": "linear"}).step(uniform_logits(1, 10), xt, *times(1, 1.0, 0.5), rng(1), frozen).prev_sample
+    assert int((xs == MASK).sum()) == 2
+
+
 def test_frozen_positions_are_never_touched() -> None:
     xt = torch.tensor([[MASK, MASK, 3, MASK]])
     frozen = torch.tensor([[True, False, False, False]])
@@ -103,6 +126,15 @@ def test_threshold_reveals_every_confident_position_and_at_least_the_schedule() 
     assert int((unsure != MASK).sum()) == 1
 
 
+def test_threshold_reveals_every_confident_position_whatever_the_gumbel_noise() -> None:
+    logits = torch.zeros(1, 40, 10)
+    logits[..., MASK] = float("-inf")
+    logits[0, :20, 0] = 30.0  # the first 20 positions are sure; the other 20 uniform
+    sampler = build({"name": "threshold", "threshold": 0.9, "gumbel_temperature": 50.0})
+    xs = sampler.step(logits, torch.full((1, 40), MASK), *times(1, 1.0, 0.9), rng(1)).prev_sample
+    assert (xs[0, :20] == 0).all() and (xs[0, 20:] == MASK).all()
+
+
 def test_remask_keeps_the_forward_marginal() -> None:
     """After a ReMDM step from t to s, a token is clean with probability alpha_s (here from a state at time t)."""
     schedule = NOISE.build({"name": "loglinear"})
@@ -117,16 +149,37 @@ def test_remask_keeps_the_forward_marginal() -> None:
     assert abs(remasked.item() - 0.2) < 0.01  # sigma = min(eta, (1 - alpha_s) / alpha_t) = 0.2
 
 
-def test_remask_by_confidence_spreads_sigma_max_towards_unlikely_tokens() -> None:
+def test_remask_by_confidence_spreads_sigma_max_towards_tokens_revealed_unsure() -> None:
+    """ReMDM-conf: sigma_max * softmax(-psi) over revealed tokens, psi the probability each had when it was revealed."""
     sampler = build({"name": "remask", "strategy": "conf"})
-    log_probs = torch.log(torch.tensor([[[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]]))
+    revealed_confidence = torch.log(torch.tensor([[0.9, 0.2, 1.0]]))
     xt = torch.tensor([[0, 0, MASK]])
     alpha_t, alpha_s = sampler.alphas(*times(1, 0.6, 0.5))
     sigma_max = ((1 - alpha_s) / alpha_t).clamp(max=1)
-    remask, _ = sampler._remask_probability(log_probs, xt, xt != MASK, *times(1, 0.6, 0.5), sigma_max)
+    remask, _ = sampler._remask_probability(revealed_confidence, xt != MASK, *times(1, 0.6, 0.5), sigma_max)
     share = torch.softmax(torch.tensor([-0.9, -0.2]), -1)
     torch.testing.assert_close(remask[0, :2], sigma_max[0] * share)
     assert remask[0, 2] == 0 and remask[0, 1] > remask[0, 0]
+
+
+def test_remask_by_confidence_reports_the_drawn_tokens_probability_and_needs_its_memory() -> None:
+    sampler = build({"name": "remask", "strategy": "conf"})
+    logits = torch.log(torch.tensor([[[0.7, 0.3] + [1e-30] * 8]])).expand(1, 2, 10).clone()
+    logits[..., MASK] = float("-inf")
+    out = sampler.step(logits, torch.full((1, 2), MASK), *times(1, 0.5, 0.0), rng(1), revealed_confidence=torch.zeros(1, 2))
+    expected = torch.tensor([0.7, 0.3])[out.prev_sample[0]].log()
+    torch.testing.assert_close(out.confidence[0], expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="revealed_confidence"):
+        sampler.step(logits, torch.full((1, 2), MASK), *times(1, 0.5, 0.0), rng(1))
+
+
+@pytest.mark.parametrize("strategy", ["cap", "rescale", "conf", "loop"])
+def test_remask_reveals_everything_at_the_last_step_even_when_alpha_0_is_below_one(strategy: str) -> None:
+    """With linear-sigma noise and sigma_min > 0, alpha(0) < 1 makes sigma_max > 0 at s = 0; nothing is remasked anyway."""
+    sampler = build({"name": "remask", "strategy": strategy, "eta": 1.0}, {"name": "linear", "sigma_min": 0.5})
+    xt = torch.tensor([[1, 2, MASK, 4]])
+    out = sampler.step(uniform_logits(1, 4), xt, *times(1, 0.1, 0.0), rng(1), revealed_confidence=torch.full((1, 4), -3.0))
+    assert (out.prev_sample != MASK).all() and torch.equal(out.prev_sample[0, [0, 1, 3]], xt[0, [0, 1, 3]])
 
 
 def test_remask_never_remasks_at_the_last_step() -> None:

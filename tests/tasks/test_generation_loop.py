@@ -21,8 +21,10 @@ from toy_diffusion import (
 )
 
 from medim.registry import NOISE, SAMPLERS
+from medim.samplers.ancestral import AncestralSampler
 from medim.samplers.base import Sampler, SamplerOutput
 from medim.samplers.random import RowGenerators
+from medim.samplers.remask import RemaskSampler
 from medim.tasks.generation import DecodeStats, decoding_plan, denoise
 from medim.tokenizers.layouts import IMAGE, TEXT
 
@@ -203,3 +205,44 @@ def test_joint_generation_follows_a_report_opening(tiny_layout) -> None:
     images, reports = task.generate(backbone, sampler, 2, report_openings=["The heart", "No"], num_steps=4, cfg_scale=2.0, seed=0)
     assert images.shape == (2, 16, 16, 3) and reports[0].startswith("The heart") and reports[1].startswith("No")
     assert {IMAGE, TEXT} == set(task.noised_modalities)
+
+
+def test_the_loop_remembers_the_confidence_each_token_was_revealed_with() -> None:
+    """ReMDM-conf ranks revealed tokens by their probability when revealed: the loop hands each step that memory."""
+    calls = []
+
+    class Spy(RemaskSampler):
+        def step(self, logits, xt, t, s, rng, frozen=None, revealed_confidence=None):
+            out = super().step(logits, xt, t, s, rng, frozen, revealed_confidence=revealed_confidence)
+            calls.append((xt.clone(), revealed_confidence.clone(), out))
+            return out
+
+    sampler = Spy(Spy.Params(strategy="conf"), mask_id=MASK, noise=NOISE.build({"name": "loglinear"}))
+    denoise(ExactDenoiser(markov_table()), LAYOUT, sampler, start(16, 1), targets=IMAGE_TARGETS, num_steps=12, seeds=0)
+    checked = 0
+    for (xt, _, out), (_, memory, _) in zip(calls, calls[1:]):
+        revealed = (xt == MASK) & (out.prev_sample != MASK)
+        torch.testing.assert_close(memory[revealed], out.confidence[revealed])
+        checked += int(revealed.sum())
+    assert checked > 16 and any(((xt != MASK) & (out.prev_sample == MASK)).any() for xt, _, out in calls)  # tokens were remasked
+
+
+def test_a_sample_with_nothing_to_remask_is_not_guided_in_a_guided_batch() -> None:
+    """Guidance is per sample: one without conditioning gets its plain prediction, as it would alone."""
+    seen = []
+
+    class Spy(AncestralSampler):
+        def step(self, logits, xt, t, s, rng, frozen=None):
+            seen.append(logits.clone())
+            return super().step(logits, xt, t, s, rng, frozen)
+
+    sampler = Spy(Spy.Params(), mask_id=MASK, noise=NOISE.build({"name": "loglinear"}))
+    given = torch.cat([start(1, 1), start(1, 0)])
+    conditioning = torch.zeros(2, 4, dtype=torch.bool)
+    conditioning[0, 0] = True  # only the first sample's report token is re-masked for the unconditional branch
+    denoise(ExactDenoiser(markov_table()), LAYOUT, sampler, given, targets=IMAGE_TARGETS, num_steps=1, seeds=[0, 1],
+            conditioning=conditioning, cfg_scale=5.0)
+    denoise(ExactDenoiser(markov_table()), LAYOUT, sampler, given[1:], targets=IMAGE_TARGETS, num_steps=1, seeds=[1])
+    batched, alone = seen
+    assert torch.equal(batched[1], alone[0].log_softmax(-1))
+    assert not torch.allclose(batched[0], alone[0].log_softmax(-1))  # the first sample is guided
