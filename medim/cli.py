@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from medim.errors import MedimError
+from medim.errors import DataError, MedimError
 
 KIND_ALIASES = {"tokenizer": "tokenizers", "backbone": "backbones", "sampler": "samplers", "task": "tasks",
                 "layout": "layouts", "dataset": "datasets", "data": "datasets", "schedule": "noise"}
@@ -190,6 +190,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     flags = (("num_samples", args.samples), ("num_steps", args.steps), ("cfg_scale", args.cfg))
     overrides = [f"eval.{key}={value}" for key, value in flags if value is not None] + list(args.set or [])
     out = args.out or Path(args.run_dir) / "eval"
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {str(out)!r} is a file; give a directory for the metrics and galleries")
     metrics = evaluate_run(args.run_dir, overrides, progress=not args.quiet, out_dir=out)
     print(summary_table(metrics))
     print(f"\nmetrics: {out / 'metrics.json'}; galleries: {out}/*.png")

@@ -37,7 +37,10 @@ def read_mask(path: Path, tokenizer: ImageTokenizer, image_path: Path) -> np.nda
             f"mask {str(path)!r} is {mask.size[0]}x{mask.size[1]} pixels but image {str(image_path)!r} is "
             f"{image.size[0]}x{image.size[1]}; draw the mask at the image's size (white = redraw)"
         )
-    return tokenizer.preprocess(mask.convert("L").convert("RGB")).mean(-1) > 127
+    selected = tokenizer.preprocess(mask.convert("L").convert("RGB")).mean(-1) > 127
+    if not selected.any():
+        raise DataError(f"mask {str(path)!r} has no white pixel: nothing to redraw (white = redraw, black = keep)")
+    return selected
 
 
 def _open(path: Path) -> Image.Image:
@@ -69,6 +72,10 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Refuse combinations that name no mode or two, before anything is loaded."""
     if args.num < 1 or (args.pairs is not None and args.pairs < 1):
         raise DataError("--num and --pairs must be at least 1")
+    if args.steps is not None and args.steps < 1:
+        raise DataError(f"--steps must be at least 1, got {args.steps}")
+    if args.cfg is not None and not args.cfg >= 0:  # also refuses nan
+        raise DataError(f"--cfg must be a guidance weight >= 0 (0 = off), got {args.cfg}")
     if (args.run_dir is None) == (args.checkpoint is None):
         raise DataError("give a run directory or --checkpoint DIR (MeDiM's released weights), not both or neither")
     if args.report is not None and args.report_file is not None:
@@ -92,7 +99,10 @@ def generate_from_cli(args: argparse.Namespace) -> list[Path]:
     if args.report_file is not None:
         if not args.report_file.is_file():
             raise DataError(f"report file {str(args.report_file)!r} does not exist")
-        report = args.report_file.read_text(encoding="utf-8").strip()
+        try:
+            report = args.report_file.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"report file {str(args.report_file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     device = pick_device(args.device)
     if args.checkpoint is not None:
         experiment, backbone = open_release(args.checkpoint, args.experiment, args.set or [])
@@ -115,7 +125,7 @@ def _generate(
 ) -> list[Path]:
     eval_cfg = experiment.config.eval
     decoding = {
-        "num_steps": args.steps or eval_cfg.num_steps,
+        "num_steps": eval_cfg.num_steps if args.steps is None else args.steps,
         "modality_steps": eval_cfg.modality_steps,
         "seed": args.seed,
     }

@@ -14,10 +14,10 @@ from medim.config import (
     load_resolved,
     with_overrides,
 )
-from medim.config.loading import changed_keys
 from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
 from medim.training.checkpoints import latest_checkpoint, load_model_weights
+from medim.training.trainer import weight_changes
 
 #: Config sections that may differ from the trained run's when generating or evaluating with it.
 DECODING_SECTIONS = ("sampler", "eval")
@@ -44,11 +44,7 @@ def run_config(run_dir: str | Path) -> ExperimentConfig:
 def open_run(run_dir: str | Path, config: ExperimentConfig, progress: bool = False) -> tuple[Experiment, Backbone]:
     """`run_dir`'s newest weights in the experiment `config`, which may differ from the run's only in how it decodes."""
     run_dir = Path(run_dir)
-    trained = run_config(run_dir).model_dump(mode="json")
-    differs = [
-        key for key in changed_keys(trained, config.model_dump(mode="json"))
-        if key.split(".")[0] not in (*DECODING_SECTIONS, "name", "description")
-    ]
+    differs = weight_changes(run_config(run_dir), config)
     if differs:
         raise ConfigError(f"run {run_dir} was trained with other settings at {', '.join(differs)}; its weights do not fit")
     checkpoint = latest_checkpoint(run_dir)

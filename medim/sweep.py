@@ -11,12 +11,14 @@ A sweep is a YAML file (bundled ones live in `experiments/sweeps/`):
 or a list of experiments on the command line. Runs that differ only in how they
 decode (`sampler`, `eval`) share one trained model: it is trained once and each
 run is evaluated on it, so a sampler ablation costs one training. Everything is
-resumable: a finished training or evaluation is reused while its config is
-unchanged, an interrupted training resumes. The table (`results.md`, `results.csv`)
+resumable: a finished training is reused while what it trains is unchanged (a run
+whose training config changed is refused by name, before anything runs), an
+interrupted training resumes, and an evaluation is reused while its config, the
+weights' files and its `metrics.json` are the ones it wrote. The table (`results.md`, `results.csv`)
 has each run's changes against the first run, its held-out scores (and the share of
 joint reports stating no finding, which exposes a sampler collapsing to the mode),
 its final validation loss (in its own objective's units) and held-out negative ELBO
-(the same yardstick for every run), and its generation cost (network evaluations and seconds
+with its standard error (the same yardstick, on the same corruptions, for every run), and its generation cost (network evaluations and seconds
 per sample).
 """
 
@@ -45,11 +47,11 @@ from medim.config.loading import (
 )
 from medim.errors import ConfigError
 from medim.evaluation.evaluate import evaluate
-from medim.evaluation.likelihood import held_out_nelbo
-from medim.io import atomic_write_json, atomic_write_text, stable_hash
-from medim.runs import DECODING_SECTIONS, open_run
+from medim.evaluation.likelihood import nelbo_metrics
+from medim.io import atomic_write_json, atomic_write_text, file_digest, stable_hash
+from medim.runs import DECODING_SECTIONS, open_run, run_config
 from medim.training.checkpoints import latest_checkpoint, trained_steps
-from medim.training.trainer import train
+from medim.training.trainer import train, weight_changes
 
 #: Top-level config keys that say nothing about what is trained.
 _LABELS = ("name", "description")
@@ -77,13 +79,20 @@ def load_sweep(sources: Sequence[str], extra: Sequence[str] = (), name: str | No
     runs = data["runs"]
     if not isinstance(runs, dict) or not runs:
         raise ConfigError(f"{path}: `runs:` must map at least one label to {{experiment: NAME, overrides: [...]}}")
-    shared = [*(data.get("overrides") or []), *extra]
+    shared = [*_override_list(data, path, "overrides"), *extra]
     entries = []
     for label, entry in runs.items():
         if not isinstance(entry, dict) or "experiment" not in entry or set(entry) - {"experiment", "overrides"}:
             raise ConfigError(f"{path}: runs.{label} must be {{experiment: NAME, overrides: [...]}}, got {entry!r}")
-        entries.append((str(label), str(entry["experiment"]), [*(entry.get("overrides") or []), *shared]))
+        entries.append((str(label), str(entry["experiment"]), [*_override_list(entry, path, f"runs.{label}.overrides"), *shared]))
     return name or str(data.get("name") or path.stem), [_sweep_run(label, exp, ov) for label, exp, ov in entries]
+
+
+def _override_list(data: dict[str, Any], path: Path, where: str) -> list[str]:
+    overrides = data.get("overrides") or []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"{path}: {where} must be a list of KEY=VALUE strings, got {overrides!r}")
+    return overrides
 
 
 def list_sweeps() -> list[str]:
@@ -116,9 +125,11 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
     if fresh and root.exists():
         shutil.rmtree(root)
     trainers: dict[str, SweepRun] = {}
+    placed = [SweepRun(run.label, validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"}))
+              for run in runs]
+    _refuse_changed_trainings(placed)
     rows = []
-    for index, run in enumerate(runs, 1):
-        config = validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"})
+    for index, (run, config) in enumerate(zip(runs, (p.config for p in placed)), 1):
         trainer = trainers.setdefault(training_identity(config), SweepRun(run.label, config))
         if trainer.label != run.label:
             print(f"[{index}/{len(runs)}] {run.label}: decoding change only, evaluated on {trainer.label}'s model")
@@ -136,25 +147,52 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
     return rows
 
 
+def _refuse_changed_trainings(runs: list[SweepRun]) -> None:
+    """Stop before any work when a run to train already holds weights trained with another config."""
+    seen = set()
+    for run in runs:
+        identity = training_identity(run.config)
+        if identity in seen or not (run.config.run_dir / "resolved.yaml").is_file():
+            seen.add(identity)
+            continue
+        seen.add(identity)
+        changed = weight_changes(run_config(run.config.run_dir), run.config)
+        if changed:
+            raise ConfigError(
+                f"sweep run {run.label}: {run.config.run_dir} was trained with other settings at {', '.join(changed)}; "
+                f"delete that directory to retrain it, or run the sweep with --fresh"
+            )
+
+
 def _evaluated(config: ExperimentConfig, weights_dir: Path, progress: bool) -> dict[str, Any]:
-    """The run's metrics: reused when this exact config was evaluated on these weights, else computed."""
+    """The run's metrics: reused when this config was evaluated on these weights and its metrics file is untouched."""
     out = config.run_dir / "eval"
-    checkpoint = latest_checkpoint(weights_dir)
-    key = stable_hash({"config": config.model_dump(mode="json"), "weights": str(checkpoint)})
+    metrics_file = out / "metrics.json"
+    key = stable_hash({"config": config.model_dump(mode="json"), "weights": _checkpoint_identity(latest_checkpoint(weights_dir))})
     marker = config.run_dir / "sweep_eval.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("key") == key and (out / "metrics.json").is_file():
-        metrics = json.loads((out / "metrics.json").read_text())
-        if "nelbo" not in metrics:  # evaluated by a version without the bound: add it, nothing else is redone
+    recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+    if recorded.get("key") == key and metrics_file.is_file() and recorded.get("metrics") == file_digest(metrics_file):
+        metrics = json.loads(metrics_file.read_text())
+        if "nelbo_stderr" not in metrics:  # evaluated by a version with another bound estimator: redo the bound only
             experiment, backbone = open_run(weights_dir, config, progress)
-            metrics["nelbo"] = held_out_nelbo(experiment, backbone, config.eval.split, seed=config.seed)
-            atomic_write_json(out / "metrics.json", metrics)
+            metrics.update(nelbo_metrics(experiment, backbone, config.eval.split))
+            atomic_write_json(metrics_file, metrics)
+            atomic_write_json(marker, {**recorded, "metrics": file_digest(metrics_file)})
         return metrics
     experiment, backbone = open_run(weights_dir, config, progress)
     metrics = evaluate(experiment, backbone, out, config.eval, progress)
     if weights_dir != config.run_dir:  # an evaluation-only run: say what it decoded with, and on whose weights
         atomic_write_text(config.run_dir / "config.yaml", config.to_yaml())
-    atomic_write_json(marker, {"key": key, "weights": str(weights_dir)})
+    atomic_write_json(marker, {"key": key, "weights": str(weights_dir), "metrics": file_digest(metrics_file)})
     return metrics
+
+
+def _checkpoint_identity(checkpoint: Path | None) -> list[Any]:
+    """The checkpoint's path and each file's size and modification time: a retrained model is another model."""
+    if checkpoint is None:
+        return []
+    files = sorted(p for p in checkpoint.rglob("*") if p.is_file())
+    return [str(checkpoint), *[(str(p.relative_to(checkpoint)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
 
 
 def describe_changes(reference: ExperimentConfig, config: ExperimentConfig) -> str:
@@ -185,6 +223,7 @@ def _row(run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, A
         "trained_as": trainer.label,
         "final_val_loss": _final_val_loss(trainer.config.run_dir),
         "nelbo_joint": metrics["nelbo"]["joint"],
+        "nelbo_joint_stderr": metrics["nelbo_stderr"]["joint"],
         "nelbo_image_to_text": metrics["nelbo"]["image_to_text"],
         "nelbo_text_to_image": metrics["nelbo"]["text_to_image"],
         "image_to_text_f1": metrics["image_to_text"]["model"]["micro_f1"],

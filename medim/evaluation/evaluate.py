@@ -30,7 +30,7 @@ from medim.evaluation.finding_classifier import (
 )
 from medim.evaluation.finding_metrics import finding_scores
 from medim.evaluation.gallery import save_gallery
-from medim.evaluation.likelihood import held_out_nelbo
+from medim.evaluation.likelihood import nelbo_metrics
 from medim.experiment import Experiment
 from medim.io import atomic_write_json, cache_root, stable_hash
 from medim.runs import load_run
@@ -112,7 +112,7 @@ def evaluate(
             "baseline_shuffled_pairs": finding_scores(stated, list(rng.permutation(np.array(shown, dtype=object))), labels),
             "normal_fraction": float(np.mean([not s for s in stated])),
         }
-    metrics["nelbo"] = held_out_nelbo(experiment, backbone, cfg.split, seed=experiment.config.seed)
+    metrics.update(nelbo_metrics(experiment, backbone, cfg.split))
     metrics["cost"] = {task: stats.summary() for task, stats in cost.items() if stats.evaluations}
     metrics["sampler"] = experiment.config.sampler
     metrics["decoding"] = {"num_steps": cfg.num_steps, "modality_steps": cfg.modality_steps, "cfg_scale": cfg.cfg_scale}

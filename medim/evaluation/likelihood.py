@@ -1,46 +1,104 @@
 """Held-out negative ELBO: MDLM's likelihood bound, one yardstick for every schedule, objective and sampler.
 
-For each task the bound is the ELBO-weighted SUBS loss per noisable token (nats),
-averaged over fixed held-out batches with fixed noise: t shared by image and
-report, no prompt, no condition dropout. In continuous time the ELBO does not
-depend on the noise schedule (only its estimator's variance does), so runs trained
-with other schedules or with another loss weight (`unweighted`, `softmin_snr`)
-are compared on the same quantity, which their own training losses are not.
-A model trained with per-position times is fed each position's own level.
+In continuous time the bound does not depend on the noise schedule: written over
+the masking level m = 1 - alpha instead of t, it is
+    NELBO(x0) = integral over m in (0, m_max] of (1/m) E[sum over masked noisable i of CE(x0_i | xm)] dm
+and the backbone's input sigma = -log(1 - m) is a function of m alone. So the
+estimator draws m (stratified: `draws` levels per pair, one in each of `draws`
+equal slices), masks position i when u_i < m with fixed uniforms u, and weighs
+each sample's cross-entropy sum by m_max / m. The draws come from a fixed seed,
+not the run's: two runs, whatever their schedule, loss weight or seed, are scored
+on the same corrupted sequences (common random numbers), so their difference is
+the models' and not the estimator's noise. The value is per noisable token (nats),
+averaged over every pair of the split once; its standard error is over pairs.
+t is shared by image and report; no prompt, no condition dropout. A model trained
+with per-position times is fed each position's level (0 for the clean ones).
+m_max = m(1) of the run's schedule (1 - eps): MDLM's convention, which drops the
+prior term, at most eps * log V per token.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from medim.backbones.base import Backbone
 from medim.experiment import Experiment
+from medim.objectives.base import MaskedDiffusionObjective, TrainingBatch
 from medim.registry import OBJECTIVES, TASKS
 
 #: The tasks whose bound is reported.
 TASK_NAMES = ("image_to_text", "text_to_image", "joint")
+#: The estimator's own seed: the same corruptions for every run.
+ESTIMATOR_SEED = 20240501
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A held-out bound (nats per noisable token) with its standard error over pairs."""
+
+    value: float
+    stderr: float
+    pairs: int
 
 
 @torch.no_grad()
 def held_out_nelbo(
-    experiment: Experiment, backbone: Backbone, split: str, *, batches: int = 4, batch_size: int = 64, seed: int = 0
-) -> dict[str, float]:
-    """{task: negative ELBO per noisable token} on the first batches * batch_size pairs of `split`."""
+    experiment: Experiment, backbone: Backbone, split: str, *, draws: int = 4, batch_size: int = 64, max_pairs: int | None = None,
+) -> dict[str, Bound]:
+    """{task: Bound} over the pairs of `split` (the first `max_pairs` of them, if given), `draws` levels per pair."""
     layout, noise = experiment.layout, experiment.noise
     elbo = OBJECTIVES.build({"name": "elbo"}, layout=layout, noise=noise)
     tokens = experiment.tokens(split)
+    if max_pairs is not None:
+        tokens = tokens[:max_pairs]
     device = next(backbone.parameters()).device
+    m_max = float(noise.masking(torch.ones(())))
     bounds = {}
     for name in TASK_NAMES:
         task = TASKS.build({"name": name, "cond_dropout": 0.0}, layout=layout, objective=elbo)
-        total = 0.0
-        for index in range(batches):
-            rows = torch.arange(index * batch_size, (index + 1) * batch_size) % len(tokens)
-            batch = task.training_batch(tokens[rows].to(device), torch.Generator().manual_seed(seed * 1009 + index))
-            if experiment.objective.token_levels:
-                batch = replace(batch, noise_level=noise.sigma(batch.times))
-            total += elbo.loss(backbone, batch).loss.item()
-        bounds[name] = total / batches
+        per_pair = []
+        for start in range(0, len(tokens), batch_size):
+            x0 = tokens[start : start + batch_size].to(device)
+            noisable, _ = task.roles(x0.shape[0])
+            generator = torch.Generator().manual_seed(ESTIMATOR_SEED + start)
+            offsets = torch.rand(x0.shape[0], generator=generator)
+            estimates = []
+            for draw in range(draws):
+                m = (m_max * (draw + offsets) / draws).clamp(min=1e-6).to(device)
+                u = torch.rand(x0.shape, generator=generator).to(device)
+                estimates.append(masked_level_estimate(elbo, backbone, x0, noisable.to(device), m, u, m_max))
+            per_pair.append(torch.stack(estimates).mean(0).cpu())
+        values = torch.cat(per_pair).double()
+        stderr = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+        bounds[name] = Bound(float(values.mean()), stderr, len(values))
     return bounds
+
+
+def masked_level_estimate(
+    objective: MaskedDiffusionObjective, backbone: Backbone, x0: Tensor, noisable: Tensor, m: Tensor, u: Tensor, m_max: float
+) -> Tensor:
+    """[B] one-draw estimates of NELBO(x0) per noisable token: positions with u < m masked, weighed m_max / m.
+
+    x0, noisable, u [B, L]; m [B] masking levels in (0, m_max].
+    """
+    noise = objective.noise
+    masked = noisable & (u < m[:, None])
+    xt = x0.masked_fill(masked, objective.layout.mask_id)
+    level = -torch.log1p(-m)  # sigma = -log(alpha), whatever the schedule
+    times = torch.where(noisable, noise.time_at(m)[:, None], 0.0)
+    if objective.token_levels:
+        level = torch.where(noisable, level[:, None], noise.sigma(torch.zeros_like(times)))
+    scored = objective.scored_tokens(backbone, TrainingBatch(x0=x0, xt=xt, times=times, noisable=noisable, noise_level=level))
+    totals = torch.zeros(x0.shape[0], device=x0.device).index_add(0, scored.rows, scored.cross_entropy.float())
+    count = scored.scorable.sum(1).clamp(min=1)
+    return (m_max / m) * totals / count
+
+
+def nelbo_metrics(experiment: Experiment, backbone: Backbone, split: str) -> dict[str, dict[str, float]]:
+    """The bound as `metrics.json` holds it: `nelbo` and `nelbo_stderr`, each {task: nats per token}."""
+    bounds = held_out_nelbo(experiment, backbone, split)
+    return {"nelbo": {k: b.value for k, b in bounds.items()}, "nelbo_stderr": {k: b.stderr for k, b in bounds.items()}}

@@ -10,8 +10,9 @@ masked token by
 
 A schedule defines m(t), m'(t) and the inverse t(m); everything else derives
 from them. Working with m rather than alpha keeps 1 - alpha_t exact near t = 0,
-where the weight's denominator vanishes. Every schedule here has m(0) = 0 and
-m(1) < 1, so sigma stays finite on [0, 1] (t = 1 is where generation starts).
+where the weight's denominator vanishes. Every schedule has m(1) < 1, so sigma
+stays finite on [0, 1] (t = 1 is where generation starts), and all but `linear`
+with sigma_min > 0 have m(0) = 0.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class MaskingSchedule:
         return self.masking_rate(t) / self.masking(t)
 
     def sample_t(self, batch: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> Tensor:
-        """Training times in [t_min, 1); stratified (one per 1/batch slice, shuffled) when antithetic."""
+        """Training times in [t_min, 1] (float32 may round the top slice up to 1); stratified (one per 1/batch
+        slice, shuffled) when antithetic."""
         u = uniform((batch,), generator, device)
         if self.antithetic:
             order = torch.randperm(batch, generator=generator, device=generator.device if generator else device).to(device)

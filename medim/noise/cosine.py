@@ -43,7 +43,8 @@ class CosineSchedule(MaskingSchedule):
         return self.scale * 2 * torch.sin(math.pi * t / 4) ** 2
 
     def masking_rate(self, t: Tensor) -> Tensor:
-        derivative = torch.cos(math.pi * t / 2) if self.form == "maskgit" else torch.sin(math.pi * t / 2)
+        # cos(pi t / 2) as sin(pi (1 - t) / 2): exactly 0, not -4e-8, at t = 1 in float32
+        derivative = torch.sin(math.pi * (1 - t) / 2) if self.form == "maskgit" else torch.sin(math.pi * t / 2)
         return self.scale * (math.pi / 2) * derivative
 
     def time_at(self, masking: Tensor) -> Tensor:

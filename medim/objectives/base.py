@@ -10,8 +10,9 @@ Corruption (`corrupt`), given the task's roles (which positions are noised, whic
     stays clean and is not scored, so the model learns to continue a given opening;
   - whole-modality masking (UniDisc): in a sample whose image and report are both
     noised, with probability `mask_modality_probability` one of them (either, equally
-    likely) is masked entirely and scored at its own time t = 1 (UniDisc weighs it at
-    the sample's t);
+    likely) is masked entirely; as in UniDisc its tokens weigh w(t) of the time t the
+    sample drew for that modality (w(1) would make the option vanish under schedules
+    with m'(1) = 0), and a backbone with per-position levels sees them at level 1;
   - condition dropout (the task's `cond_dropout`): all conditioning masked, at time 1,
     which teaches the unconditional model that classifier-free guidance needs.
 
@@ -156,13 +157,12 @@ class MaskedDiffusionObjective:
             chosen = both & (uniform((batch,), generator, device) < params.mask_modality_probability)
             which = torch.where(uniform((batch,), generator, device) < 0.5, IMAGE, TEXT)
             forced = chosen[:, None] & noisable & (modality == which[:, None])
-            times = torch.where(forced, 1.0, times)
         xt = self.noise.corrupt(x0, times, noisable, mask_id, generator)
         xt = xt.masked_fill(forced, mask_id)
         dropped = (uniform((batch,), generator, device) < cond_dropout)[:, None] & conditioning
         xt = xt.masked_fill(dropped, mask_id)
         times = torch.where(dropped, 1.0, times)
-        level = self.noise.sigma(times if self.token_levels else t)
+        level = self.noise.sigma(torch.where(forced, 1.0, times) if self.token_levels else t)
         return TrainingBatch(x0=x0, xt=xt, times=times, noisable=noisable, noise_level=level)
 
     def first_sentence(self, x0: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import Tensor
 
 from medim.backbones.base import Backbone
+from medim.errors import DataError
 from medim.noise.base import MaskingSchedule
 from medim.objectives.base import LossOutput, MaskedDiffusionObjective, TrainingBatch
 from medim.registry import ComponentParams
@@ -51,6 +52,7 @@ class GenerationPrompt:
 
     def with_reports(self, reports: list[str]) -> "GenerationPrompt":
         """Give whole reports."""
+        self._check_count("reports", len(reports))
         text = self.layout.text_positions
         self.tokens[:, text] = self.layout.pack_text(list(reports)).ids.to(self.tokens.device)
         self.known[:, text] = True
@@ -58,6 +60,7 @@ class GenerationPrompt:
 
     def with_report_openings(self, openings: list[str]) -> "GenerationPrompt":
         """Give the first words of each report; the rest of it is generated."""
+        self._check_count("report openings", len(openings))
         text = self.layout.text_positions
         ids, known = (x.to(self.tokens.device) for x in self.layout.pack_text_prefix(list(openings)))
         self.tokens[:, text] = torch.where(known, ids, self.tokens[:, text])
@@ -66,6 +69,9 @@ class GenerationPrompt:
 
     def with_images(self, images: np.ndarray, regenerate: np.ndarray | None = None) -> "GenerationPrompt":
         """Give images [B, S, S, 3]; with pixel masks `regenerate` [B, S, S], the codes under the mask are generated."""
+        self._check_count("images", len(images))
+        if regenerate is not None:
+            self._check_count("regenerate masks", len(regenerate))
         layout = self.layout
         device = self.tokens.device
         self.tokens[:, layout.image_positions] = (layout.image_tokenizer.encode(images) + layout.image_offset).to(device)
@@ -74,6 +80,11 @@ class GenerationPrompt:
             keep = ~layout.image_tokenizer.token_mask(regenerate)
         self.known[:, layout.image_positions] = keep.to(device)
         return self
+
+
+    def _check_count(self, what: str, count: int) -> None:
+        if count != self.tokens.shape[0]:
+            raise DataError(f"{count} {what} given for {self.tokens.shape[0]} samples; give one per sample")
 
 
 class MaskedDiffusionTask:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from medim.backbones.base import Backbone
+from medim.errors import DataError
 from medim.registry import TASKS
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
@@ -38,6 +39,9 @@ class TextToImageTask(MaskedDiffusionTask):
         """
         prompt = self.prompt(len(reports), next(backbone.parameters()).device).with_reports(reports)
         if images is not None:
+            if regenerate is None:
+                raise DataError("text_to_image: images given without `regenerate` masks would leave nothing to generate; "
+                                "pass a pixel mask per image (True = redraw)")
             prompt.with_images(images, regenerate)
         tokens = self.infill(backbone, sampler, prompt, **decoding)
         return self.layout.image_tokenizer.decode(self.layout.image_codes(tokens).cpu())

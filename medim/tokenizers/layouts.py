@@ -125,6 +125,12 @@ class SequenceLayout:
         """Report openings as (ids [B, T], known [B, T]): each opening where its report would start,
         the rest of the segment to be generated (a report to be finished)."""
         packed = self._segments(texts, (self.text_framing()[0], []))
+        full = (packed.lengths >= packed.ids.shape[1]).nonzero()[:, 0].tolist()
+        if full:
+            raise DataError(
+                f"report opening {full[0]} ({texts[full[0]][:40]!r}...) fills the whole {packed.ids.shape[1]}-token report "
+                f"segment, leaving nothing to generate; shorten it"
+            )
         return packed.ids, torch.arange(packed.ids.shape[1])[None] < packed.lengths[:, None]
 
     def image_codes(self, tokens: Tensor) -> Tensor:

@@ -84,6 +84,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def weight_changes(trained: ExperimentConfig, config: ExperimentConfig) -> list[str]:
+    """Keys at which `config` differs from the one a run was trained with in what its weights are: all but
+    the decoding sections, the labels and the train keys a resumed run may change."""
+    return [
+        k for k in changed_keys(trained.model_dump(mode="json"), config.model_dump(mode="json"))
+        if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES) and k.split(".")[0] not in (*DECODING_ONLY, "name")
+    ]
+
+
 def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
     """Check the run directory against `resume`; a resumed run must have the same config."""
     run_dir = config.run_dir
@@ -97,11 +106,7 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
         return run_dir
     if not resolved.is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no resolved.yaml); train without --resume first")
-    changed = changed_keys(load_resolved(resolved).model_dump(mode="json"), config.model_dump(mode="json"))
-    not_allowed = [
-        k for k in changed
-        if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES) and k.split(".")[0] not in DECODING_ONLY
-    ]
+    not_allowed = weight_changes(load_resolved(resolved), config)
     if not_allowed:
         raise ConfigError(
             f"--resume: the config differs from the run in {run_dir} at {', '.join(not_allowed)}; "

@@ -53,6 +53,22 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: P
     assert "already trained" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing trained or evaluated again
 
+    # a plain `medim eval` of a sweep run rewrites its metrics: the sweep notices and evaluates it again
+    assert main(["eval", str(root / "reference"), "--set", "sampler=first_hitting", "--quiet"]) == 0
+    assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
+    with open(root / "results.csv") as handle:
+        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    assert float(rows["reference"]["nfe_per_sample_t2i"]) == 4.0  # the sweep's own decoder, not first_hitting's
+    assert float(rows["reference"]["nelbo_joint_stderr"]) > 0
+    capsys.readouterr()
+
+    # a change a resumed run may make (a time limit) reuses the trained runs; a change of what is trained is refused
+    assert main(["sweep", str(sweep_file(tmp_path)), "--set", "train.max_minutes=30", "--quiet"]) == 0
+    assert capsys.readouterr().out.count("already trained") == 2
+    assert main(["sweep", str(sweep_file(tmp_path)), "--set", "train.lr=0.5", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep run reference" in err and "train.lr" in err and "--fresh" in err
+
 
 def test_experiments_on_the_command_line_make_a_sweep() -> None:
     name, runs = load_sweep(["quickstart", "ablations/noise_cosine"], ["train.steps=5"], name="mine")
@@ -67,6 +83,12 @@ def test_a_sweep_file_is_checked(tmp_path: Path) -> None:
         load_sweep([str(bad)])
     bad.write_text("runs: {a: {experiment: quickstart}}\nrun: 3\n")
     with pytest.raises(ConfigError, match=r"unknown sweep keys \['run'\]"):
+        load_sweep([str(bad)])
+    bad.write_text("overrides: train.steps=5\nruns: {a: {experiment: quickstart}}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: overrides must be a list of KEY=VALUE strings"):
+        load_sweep([str(bad)])
+    bad.write_text("runs: {a: {experiment: quickstart, overrides: [5]}}\n")
+    with pytest.raises(ConfigError, match=r"runs.a.overrides must be a list of KEY=VALUE strings"):
         load_sweep([str(bad)])
     with pytest.raises(ConfigError, match="is a sweep file; give it alone"):
         load_sweep(["sweeps/samplers", "quickstart"])

@@ -68,6 +68,7 @@ def test_eval_writes_scores_baselines_and_galleries(run_dir: Path, capsys: pytes
     assert 0.0 <= metrics["judge"]["on_reconstructed_images"]["label_accuracy"] <= 1.0
     assert set(metrics["nelbo"]) == {"image_to_text", "text_to_image", "joint"}
     assert all(0 < value < 20 for value in metrics["nelbo"].values())
+    assert set(metrics["nelbo_stderr"]) == set(metrics["nelbo"]) and all(0 < se < 5 for se in metrics["nelbo_stderr"].values())
     for gallery in ("image_to_text.png", "text_to_image.png", "joint.png"):
         assert (run_dir / "eval" / gallery).stat().st_size > 0
     assert "image_to_text" in capsys.readouterr().out
@@ -146,6 +147,26 @@ def test_generate_refuses_a_mask_of_another_size(run_dir: Path, tmp_path: Path, 
     assert "mask.png' is 32x32 pixels but image" in err and "64x64" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
+def test_generate_refuses_an_empty_mask_an_unreadable_report_and_an_opening_without_room(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(tmp_path / "xray.png")
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "black.png")
+    assert main(["generate", str(run_dir), "--image", str(tmp_path / "xray.png"), "--mask", str(tmp_path / "black.png")]) == 2
+    assert "black.png' has no white pixel: nothing to redraw" in capsys.readouterr().err
+    (tmp_path / "latin1.txt").write_bytes("Cardiomégalie.".encode("latin-1"))
+    assert main(["generate", str(run_dir), "--report-file", str(tmp_path / "latin1.txt")]) == 2
+    assert "latin1.txt' is not UTF-8 text" in capsys.readouterr().err
+    long_opening = "The heart is enlarged. " * 40
+    assert main(["generate", str(run_dir), "--image", str(tmp_path / "xray.png"), "--report-opening", long_opening]) == 2
+    err = capsys.readouterr().err
+    assert "fills the whole" in err and "report segment" in err and "Traceback" not in err
+    (tmp_path / "afile").write_text("x")
+    assert main(["eval", str(run_dir), "--out", str(tmp_path / "afile"), "--quiet"]) == 2
+    assert "afile' is a file; give a directory" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -154,6 +175,9 @@ def test_generate_refuses_a_mask_of_another_size(run_dir: Path, tmp_path: Path, 
         (["--pairs", "2", "--image", "i.png"], "--pairs generates images; it cannot take --image"),
         (["--report", "x", "--report-opening", "y"], "--report-opening goes with --image"),
         ([], "say what to generate"),
+        (["--report", "x", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (["--report", "x", "--cfg", "-1"], "--cfg must be a guidance weight >= 0"),
+        (["--report", "x", "--cfg", "nan"], "--cfg must be a guidance weight >= 0"),
     ],
 )
 def test_generate_refuses_mixed_modes(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

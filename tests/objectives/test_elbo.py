@@ -91,3 +91,24 @@ def test_other_weightings_are_not_the_elbo() -> None:
     for name in ("unweighted", "softmin_snr"):
         objective = OBJECTIVES.build({"name": name}, layout=LAYOUT, noise=NOISE.build({"name": "loglinear", "eps": 1e-10}))
         assert abs(nelbo(objective, ExactDenoiser(table), STATES[7]) + float(torch.log(table[7]))) > 0.1
+
+
+@pytest.mark.parametrize("noise", [{"name": "loglinear"}, {"name": "polynomial", "exponent": 2.0}])
+def test_the_held_out_estimator_is_unbiased_for_the_bound(noise: dict) -> None:
+    """`masked_level_estimate` (uniform masking levels, weight m_max / m) averages to -log p(x0) per token for the
+    exact denoiser, up to its standard error and the dropped prior term beyond m_max = 1 - eps."""
+    from medim.evaluation.likelihood import masked_level_estimate
+
+    objective = OBJECTIVES.build({"name": "elbo"}, layout=LAYOUT, noise=NOISE.build(noise))
+    table = markov_table()
+    index, n = 29, 40000
+    x0 = STATES[index].expand(n, -1)
+    generator = torch.Generator().manual_seed(3)
+    m_max = float(objective.noise.masking(torch.ones(())))
+    m = m_max * (torch.arange(n) + torch.rand(n, generator=generator)) / n
+    u = torch.rand(x0.shape, generator=generator)
+    estimates = masked_level_estimate(objective, ExactDenoiser(table), x0, torch.ones_like(x0, dtype=torch.bool), m, u, m_max)
+    expected = -float(torch.log(table[index])) / 4
+    stderr = float(estimates.double().std()) / n**0.5
+    assert stderr < 0.01 * expected
+    assert abs(float(estimates.double().mean()) - expected) < 4 * stderr + 2e-3

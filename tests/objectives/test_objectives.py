@@ -116,15 +116,20 @@ def test_a_report_without_a_sentence_end_has_no_prompt(tiny_layout, tiny_corpus)
 
 def test_whole_modality_masking_masks_one_modality_of_joint_samples(tiny_layout, tiny_corpus) -> None:
     x0 = clean(tiny_layout, tiny_corpus.texts[:32] * 8, list(tiny_corpus.images[:32]) * 8)
-    task = build_task("joint", tiny_layout, objective={"name": "elbo", "mask_modality_probability": 1.0}, cond_dropout=0.0)
+    objective = {"name": "elbo", "mask_modality_probability": 1.0, "time_sampling": "independent"}
+    task = build_task("joint", tiny_layout, objective=objective, noise={"name": "cosine", "form": "maskgit"}, cond_dropout=0.0)
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
     masked = batch.xt == tiny_layout.mask_id
     image, text = tiny_layout.position_modality == IMAGE, tiny_layout.position_modality == TEXT
-    # sampled times are below 1, so time 1 marks the modality that was masked on purpose
-    whole_image, whole_text = (batch.times[:, image] == 1).all(1), (batch.times[:, text] == 1).all(1)
+    # a per-position-level backbone sees the modality masked on purpose at level sigma(1); sampled times are below 1
+    top = task.noise.sigma(torch.ones(()))
+    whole_image, whole_text = (batch.noise_level[:, image] == top).all(1), (batch.noise_level[:, text] == top).all(1)
     assert (whole_image ^ whole_text).all()  # exactly one of them, in every sample
     assert 0.35 < whole_image.float().mean().item() < 0.65
     assert masked[whole_image][:, image].all() and masked[whole_text][:, text].all()
+    # its tokens weigh w(t) of the time the sample drew (UniDisc), not w(1), which is 0 for this schedule
+    forced_times = torch.cat([batch.times[whole_image][:, image].flatten(), batch.times[whole_text][:, text].flatten()])
+    assert (forced_times < 1).all() and (task.objective.weight(forced_times) > 0).all()
 
     single = build_task("image_to_text", tiny_layout, objective={"name": "elbo", "mask_modality_probability": 1.0}, cond_dropout=0.0)
     only_text = single.training_batch(x0, torch.Generator().manual_seed(0)).xt == tiny_layout.mask_id

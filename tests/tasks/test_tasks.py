@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from conftest import REPORTS, build_task, tiny_backbone
 
+from medim.errors import DataError
 from medim.registry import NOISE, SAMPLERS
 from medim.tokenizers.layouts import FIXED, IMAGE, TEXT
 
@@ -115,3 +116,17 @@ def test_denoise_never_samples_the_other_modality_or_the_mask(tiny_layout) -> No
     allowed = tiny_layout.allowed_vocab(targets)  # [P, V]
     chosen = allowed.gather(1, out[:, targets].T).T
     assert chosen.all()
+
+
+def test_generation_inputs_must_come_one_per_sample(tiny_layout, tiny_corpus) -> None:
+    task = build_task("image_to_text", tiny_layout)
+    backbone = tiny_backbone(tiny_layout).eval()
+    sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=task.noise)
+    with pytest.raises(DataError, match="1 report openings given for 3 samples"):
+        task.generate(backbone, sampler, tiny_corpus.images[:3], report_openings=["The"], num_steps=2)
+    t2i = build_task("text_to_image", tiny_layout)
+    with pytest.raises(DataError, match="without `regenerate` masks would leave nothing to generate"):
+        t2i.generate(backbone, sampler, ["No finding."], images=tiny_corpus.images[:1], num_steps=2)
+    with pytest.raises(DataError, match="2 images given for 1 samples"):
+        t2i.generate(backbone, sampler, ["No finding."], images=tiny_corpus.images[:2],
+                     regenerate=np.ones((2, *tiny_corpus.images.shape[1:3]), dtype=bool), num_steps=2)
