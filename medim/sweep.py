@@ -18,7 +18,9 @@ weights' files and its `metrics.json` are the ones it wrote. The table (`results
 has each run's changes against the first run, its held-out scores (and the share of
 joint reports stating no finding, which exposes a sampler collapsing to the mode),
 its final validation loss (in its own objective's units) and held-out negative ELBO
-with its standard error (the same yardstick, on the same corruptions, for every run), and its generation cost (network evaluations and seconds
+with its standard error (the same yardstick, on the same corruptions, for every run) and its
+difference from the first run's with the paired standard error (the shared corruptions cancel,
+so this is what tells two runs apart), and its generation cost (network evaluations and seconds
 per sample).
 """
 
@@ -47,7 +49,7 @@ from medim.config.loading import (
 )
 from medim.errors import ConfigError
 from medim.evaluation.evaluate import evaluate
-from medim.evaluation.likelihood import nelbo_metrics
+from medim.evaluation.likelihood import nelbo_metrics, paired_difference
 from medim.io import atomic_write_json, atomic_write_text, file_digest, stable_hash
 from medim.runs import DECODING_SECTIONS, open_run, run_config
 from medim.training.checkpoints import latest_checkpoint, trained_steps
@@ -125,6 +127,7 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
     if fresh and root.exists():
         shutil.rmtree(root)
     trainers: dict[str, SweepRun] = {}
+    reference: dict[str, Any] = {}
     placed = [SweepRun(run.label, validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"}))
               for run in runs]
     _refuse_changed_trainings(placed)
@@ -142,7 +145,8 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
                 print(f"  stopped at step {result.steps_done} of {config.train.steps} (train.max_minutes); evaluated as it is, "
                       f"run the sweep again to continue (or add --set '~train.max_minutes')")
         metrics = _evaluated(config, trainer.config.run_dir, progress)
-        rows.append(_row(run, runs[0], trainer, metrics))
+        reference = reference if rows else metrics
+        rows.append(_row(run, runs[0], trainer, metrics, reference))
     _write_tables(root, rows)
     return rows
 
@@ -173,7 +177,7 @@ def _evaluated(config: ExperimentConfig, weights_dir: Path, progress: bool) -> d
     recorded = json.loads(marker.read_text()) if marker.is_file() else {}
     if recorded.get("key") == key and metrics_file.is_file() and recorded.get("metrics") == file_digest(metrics_file):
         metrics = json.loads(metrics_file.read_text())
-        if "nelbo_stderr" not in metrics:  # evaluated by a version with another bound estimator: redo the bound only
+        if "nelbo_per_pair" not in metrics:  # evaluated by a version with another bound estimator: redo the bound only
             experiment, backbone = open_run(weights_dir, config, progress)
             metrics.update(nelbo_metrics(experiment, backbone, config.eval.split))
             atomic_write_json(metrics_file, metrics)
@@ -215,8 +219,9 @@ def describe_changes(reference: ExperimentConfig, config: ExperimentConfig) -> s
     return "; ".join(parts) or "(reference)"
 
 
-def _row(run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, Any]) -> dict[str, Any]:
+def _row(run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     cost = metrics.get("cost", {})
+    paired = paired_difference(metrics["nelbo_per_pair"]["joint"], reference["nelbo_per_pair"]["joint"])
     return {
         "run": run.label,
         "changes": describe_changes(first.config, run.config),
@@ -224,6 +229,8 @@ def _row(run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, A
         "final_val_loss": _final_val_loss(trainer.config.run_dir),
         "nelbo_joint": metrics["nelbo"]["joint"],
         "nelbo_joint_stderr": metrics["nelbo_stderr"]["joint"],
+        "nelbo_joint_vs_first": None if paired is None else paired[0],
+        "nelbo_joint_vs_first_stderr": None if paired is None else paired[1],
         "nelbo_image_to_text": metrics["nelbo"]["image_to_text"],
         "nelbo_text_to_image": metrics["nelbo"]["text_to_image"],
         "image_to_text_f1": metrics["image_to_text"]["model"]["micro_f1"],

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,11 +39,11 @@ ESTIMATOR_SEED = 20240501
 
 @dataclass(frozen=True)
 class Bound:
-    """A held-out bound (nats per noisable token) with its standard error over pairs."""
+    """A held-out bound (nats per noisable token), its standard error over pairs, and each pair's estimate."""
 
     value: float
     stderr: float
-    pairs: int
+    per_pair: list[float]
 
 
 @torch.no_grad()
@@ -74,7 +75,7 @@ def held_out_nelbo(
             per_pair.append(torch.stack(estimates).mean(0).cpu())
         values = torch.cat(per_pair).double()
         stderr = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else float("nan")
-        bounds[name] = Bound(float(values.mean()), stderr, len(values))
+        bounds[name] = Bound(float(values.mean()), stderr, values.tolist())
     return bounds
 
 
@@ -98,7 +99,21 @@ def masked_level_estimate(
     return (m_max / m) * totals / count
 
 
-def nelbo_metrics(experiment: Experiment, backbone: Backbone, split: str) -> dict[str, dict[str, float]]:
-    """The bound as `metrics.json` holds it: `nelbo` and `nelbo_stderr`, each {task: nats per token}."""
+def nelbo_metrics(experiment: Experiment, backbone: Backbone, split: str) -> dict[str, dict[str, Any]]:
+    """The bound as `metrics.json` holds it: `nelbo`, `nelbo_stderr` and `nelbo_per_pair`, each by task."""
     bounds = held_out_nelbo(experiment, backbone, split)
-    return {"nelbo": {k: b.value for k, b in bounds.items()}, "nelbo_stderr": {k: b.stderr for k, b in bounds.items()}}
+    return {
+        "nelbo": {k: b.value for k, b in bounds.items()},
+        "nelbo_stderr": {k: b.stderr for k, b in bounds.items()},
+        "nelbo_per_pair": {k: b.per_pair for k, b in bounds.items()},
+    }
+
+
+def paired_difference(per_pair: list[float], reference: list[float]) -> tuple[float, float] | None:
+    """(mean difference, its standard error) of two runs' bounds on the same pairs and draws, or None when
+    they were not scored on the same pairs. The shared corruptions cancel, so this is far tighter than
+    either bound's own standard error."""
+    if len(per_pair) != len(reference) or len(per_pair) < 2:
+        return None
+    diff = torch.tensor(per_pair, dtype=torch.float64) - torch.tensor(reference, dtype=torch.float64)
+    return float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))

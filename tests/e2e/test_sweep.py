@@ -46,6 +46,10 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: P
     for row in rows.values():
         assert 0.0 <= float(row["image_to_text_f1"]) <= 1.0 and float(row["nfe_per_sample_t2i"]) == 4.0
         assert 0.0 <= float(row["joint_normal_fraction"]) <= 1.0 and float(row["nelbo_joint"]) > 0
+    assert float(rows["reference"]["nelbo_joint_vs_first"]) == 0.0
+    assert float(rows["ancestral"]["nelbo_joint_vs_first"]) == 0.0  # same weights, same corruptions: the same bound
+    # another model on the same corruptions: the paired difference is much tighter than either bound alone
+    assert float(rows["cosine"]["nelbo_joint_vs_first_stderr"]) < 0.5 * float(rows["cosine"]["nelbo_joint_stderr"])
     assert (root / "results.md").read_text().startswith("| run | changes |")
 
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.name in ("model.safetensors", "metrics.json")}

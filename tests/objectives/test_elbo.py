@@ -112,3 +112,12 @@ def test_the_held_out_estimator_is_unbiased_for_the_bound(noise: dict) -> None:
     stderr = float(estimates.double().std()) / n**0.5
     assert stderr < 0.01 * expected
     assert abs(float(estimates.double().mean()) - expected) < 4 * stderr + 2e-3
+
+
+def test_a_paired_difference_is_the_mean_and_standard_error_of_per_pair_differences() -> None:
+    from medim.evaluation.likelihood import paired_difference
+
+    mean, stderr = paired_difference([1.0, 2.0, 4.0], [0.5, 1.0, 2.0])
+    diffs = np.array([0.5, 1.0, 2.0])
+    assert mean == pytest.approx(diffs.mean()) and stderr == pytest.approx(diffs.std(ddof=1) / np.sqrt(3))
+    assert paired_difference([1.0, 2.0], [1.0, 2.0, 3.0]) is None  # not the same pairs
