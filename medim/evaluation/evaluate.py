@@ -212,5 +212,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
     judge = metrics["judge"]["on_reconstructed_images"]
     rows.append(("judge", "on held-out images", f"{judge['micro_f1']:.3f}", f"{judge['label_accuracy']:.3f}", f"{judge['exact_match']:.3f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+    table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+    if "nelbo_stderr" not in metrics:
+        return table
+    bounds = ", ".join(f"{task} {value:.3f} ± {metrics['nelbo_stderr'][task]:.3f}" for task, value in metrics["nelbo"].items())
+    return f"{table}\nheld-out negative ELBO (nats per token, ± standard error): {bounds}"
 

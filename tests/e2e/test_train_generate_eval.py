@@ -71,7 +71,8 @@ def test_eval_writes_scores_baselines_and_galleries(run_dir: Path, capsys: pytes
     assert set(metrics["nelbo_stderr"]) == set(metrics["nelbo"]) and all(0 < se < 5 for se in metrics["nelbo_stderr"].values())
     for gallery in ("image_to_text.png", "text_to_image.png", "joint.png"):
         assert (run_dir / "eval" / gallery).stat().st_size > 0
-    assert "image_to_text" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "image_to_text" in out and "held-out negative ELBO (nats per token, ± standard error): image_to_text" in out
 
 
 def test_a_missing_tokenizer_file_leaves_no_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
