@@ -245,3 +245,19 @@ def test_the_medim_preset_is_maskgit_with_medims_settings() -> None:
     assert type(sampler).__name__ == "MaskGITSampler" and sampler.params.cfg_schedule == "linear"
     assert sampler.params.temperature == 0.5
     assert SAMPLERS.validate({"name": "maskgit"}).cfg_schedule == "constant"  # the base keeps its own defaults
+
+
+def test_guidance_keeps_only_the_ids_both_branches_allow() -> None:
+    """An id the unconditional branch blocks is blocked in the guided distribution, not a NaN for the whole row."""
+    cond = torch.zeros(1, 1, 4)
+    uncond = torch.tensor([[[0.0, 0.0, float("-inf"), 0.0]]])
+    guided = classifier_free_guidance(cond, uncond, 2.0)
+    assert torch.isfinite(guided[0, 0, [0, 1, 3]]).all() and guided[0, 0, 2] == float("-inf")
+    torch.testing.assert_close(guided.exp().sum(-1), torch.ones(1, 1))
+
+
+def test_first_hitting_times_stay_in_the_unit_interval_when_m_0_is_positive() -> None:
+    """linear sigma with sigma_min > 0 has m(0) > 0: hitting times below m(0) are clamped to t = 0, never negative."""
+    sampler = build({"name": "first_hitting"}, {"name": "linear", "sigma_min": 0.5})
+    s = sampler.next_time(torch.full((4000,), 0.2), torch.full((4000,), 8), rng(4000))
+    assert (s >= 0).all() and (s == 0).any() and (s <= 0.2).all()
