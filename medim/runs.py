@@ -17,10 +17,7 @@ from medim.config import (
 from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
 from medim.training.checkpoints import latest_checkpoint, load_model_weights
-from medim.training.trainer import weight_changes
-
-#: Config sections that may differ from the trained run's when generating or evaluating with it.
-DECODING_SECTIONS = ("sampler", "eval")
+from medim.training.trainer import DECODING_SECTIONS, weight_changes
 
 
 def load_run(run_dir: str | Path, progress: bool = False, overrides: Sequence[str] = ()) -> tuple[Experiment, Backbone]:

@@ -51,9 +51,9 @@ from medim.errors import ConfigError
 from medim.evaluation.evaluate import evaluate
 from medim.evaluation.likelihood import nelbo_metrics, paired_difference
 from medim.io import atomic_write_json, atomic_write_text, file_digest, stable_hash
-from medim.runs import DECODING_SECTIONS, open_run, run_config
+from medim.runs import open_run, run_config
 from medim.training.checkpoints import latest_checkpoint, trained_steps
-from medim.training.trainer import train, weight_changes
+from medim.training.trainer import DECODING_SECTIONS, train, weight_changes
 
 #: Top-level config keys that say nothing about what is trained.
 _LABELS = ("name", "description")
@@ -126,14 +126,17 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
     root = Path(runs[0].config.output_dir) / "sweeps" / name
     if fresh and root.exists():
         shutil.rmtree(root)
-    trainers: dict[str, SweepRun] = {}
-    reference: dict[str, Any] = {}
     placed = [SweepRun(run.label, validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"}))
               for run in runs]
-    _refuse_changed_trainings(placed)
-    rows = []
-    for index, (run, config) in enumerate(zip(runs, (p.config for p in placed)), 1):
-        trainer = trainers.setdefault(training_identity(config), SweepRun(run.label, config))
+    trainers: dict[str, SweepRun] = {}  # each distinct training, run by the first run that needs it
+    for run in placed:
+        trainers.setdefault(training_identity(run.config), run)
+    _refuse_changed_trainings(list(trainers.values()))
+    rows: list[dict[str, Any]] = []
+    reference: dict[str, Any] | None = None  # the first run's metrics, which every bound is compared with
+    for index, run in enumerate(placed, 1):
+        config = run.config
+        trainer = trainers[training_identity(config)]
         if trainer.label != run.label:
             print(f"[{index}/{len(runs)}] {run.label}: decoding change only, evaluated on {trainer.label}'s model")
         elif trained_steps(config.run_dir) >= config.train.steps:
@@ -145,21 +148,17 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
                 print(f"  stopped at step {result.steps_done} of {config.train.steps} (train.max_minutes); evaluated as it is, "
                       f"run the sweep again to continue (or add --set '~train.max_minutes')")
         metrics = _evaluated(config, trainer.config.run_dir, progress)
-        reference = reference if rows else metrics
-        rows.append(_row(run, runs[0], trainer, metrics, reference))
+        reference = reference or metrics
+        rows.append(_row(run, placed[0], trainer, metrics, reference))
     _write_tables(root, rows)
     return rows
 
 
-def _refuse_changed_trainings(runs: list[SweepRun]) -> None:
+def _refuse_changed_trainings(trainers: list[SweepRun]) -> None:
     """Stop before any work when a run to train already holds weights trained with another config."""
-    seen = set()
-    for run in runs:
-        identity = training_identity(run.config)
-        if identity in seen or not (run.config.run_dir / "resolved.yaml").is_file():
-            seen.add(identity)
+    for run in trainers:
+        if not (run.config.run_dir / "resolved.yaml").is_file():
             continue
-        seen.add(identity)
         changed = weight_changes(run_config(run.config.run_dir), run.config)
         if changed:
             raise ConfigError(

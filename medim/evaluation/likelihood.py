@@ -48,14 +48,12 @@ class Bound:
 
 @torch.no_grad()
 def held_out_nelbo(
-    experiment: Experiment, backbone: Backbone, split: str, *, draws: int = 4, batch_size: int = 64, max_pairs: int | None = None,
+    experiment: Experiment, backbone: Backbone, split: str, *, draws: int = 4, batch_size: int = 64,
 ) -> dict[str, Bound]:
-    """{task: Bound} over the pairs of `split` (the first `max_pairs` of them, if given), `draws` levels per pair."""
+    """{task: Bound} over the pairs of `split`, `draws` levels per pair."""
     layout, noise = experiment.layout, experiment.noise
     elbo = OBJECTIVES.build({"name": "elbo"}, layout=layout, noise=noise)
     tokens = experiment.tokens(split)
-    if max_pairs is not None:
-        tokens = tokens[:max_pairs]
     device = next(backbone.parameters()).device
     m_max = float(noise.masking(torch.ones(())))
     bounds = {}
@@ -64,14 +62,14 @@ def held_out_nelbo(
         per_pair = []
         for start in range(0, len(tokens), batch_size):
             x0 = tokens[start : start + batch_size].to(device)
-            noisable, _ = task.roles(x0.shape[0])
+            noisable = task.roles(x0.shape[0])[0].to(device)
             generator = torch.Generator().manual_seed(ESTIMATOR_SEED + start)
             offsets = torch.rand(x0.shape[0], generator=generator)
             estimates = []
             for draw in range(draws):
                 m = (m_max * (draw + offsets) / draws).clamp(min=1e-6).to(device)
                 u = torch.rand(x0.shape, generator=generator).to(device)
-                estimates.append(masked_level_estimate(elbo, backbone, x0, noisable.to(device), m, u, m_max))
+                estimates.append(masked_level_estimate(elbo, backbone, x0, noisable, m, u, m_max))
             per_pair.append(torch.stack(estimates).mean(0).cpu())
         values = torch.cat(per_pair).double()
         stderr = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else float("nan")

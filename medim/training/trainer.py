@@ -35,8 +35,8 @@ from medim.training.checkpoints import (
 
 #: Config sections a resumed run may change (how long to train, not what to train).
 RESUMABLE_CHANGES = {"steps", "max_minutes", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"}
-#: Sections that only say how a trained model decodes; a resumed run may change them too.
-DECODING_ONLY = ("sampler", "eval", "description")
+#: Config sections that only say how a trained model decodes: generation, evaluation and a resumed run may change them.
+DECODING_SECTIONS = ("sampler", "eval")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def weight_changes(trained: ExperimentConfig, config: ExperimentConfig) -> list[
     the decoding sections, the labels and the train keys a resumed run may change."""
     return [
         k for k in changed_keys(trained.model_dump(mode="json"), config.model_dump(mode="json"))
-        if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES) and k.split(".")[0] not in (*DECODING_ONLY, "name")
+        if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES) and k.split(".")[0] not in (*DECODING_SECTIONS, "name", "description")
     ]
 
 
@@ -111,7 +111,7 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
         raise ConfigError(
             f"--resume: the config differs from the run in {run_dir} at {', '.join(not_allowed)}; "
             f"only train.{{{', '.join(sorted(RESUMABLE_CHANGES))}}} and the decoding sections "
-            f"({', '.join(s + '.*' for s in DECODING_ONLY[:2])}) may change when resuming"
+            f"({', '.join(s + '.*' for s in DECODING_SECTIONS)}) may change when resuming"
         )
     return run_dir
 

@@ -29,6 +29,12 @@ def sweep_file(tmp_path: Path) -> Path:
     return path
 
 
+def results(root: Path) -> dict[str, dict[str, str]]:
+    """The sweep's results.csv, one row per run label."""
+    with open(root / "results.csv") as handle:
+        return {row["run"]: row for row in csv.DictReader(handle)}
+
+
 @pytest.mark.slow
 def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
@@ -37,8 +43,7 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: P
     assert "ancestral: decoding change only, evaluated on reference's model" in out
     assert (root / "reference" / "checkpoints").is_dir() and (root / "cosine" / "checkpoints").is_dir()
     assert not (root / "ancestral" / "checkpoints").exists() and (root / "ancestral" / "eval" / "metrics.json").is_file()
-    with open(root / "results.csv") as handle:
-        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    rows = results(root)
     assert set(rows) == {"reference", "ancestral", "cosine"}
     assert rows["reference"]["changes"] == "(reference)" and rows["ancestral"]["changes"] == "sampler=ancestral"
     assert rows["cosine"]["changes"] == "noise=cosine" and rows["cosine"]["trained_as"] == "cosine"
@@ -60,8 +65,7 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(tmp_path: P
     # a plain `medim eval` of a sweep run rewrites its metrics: the sweep notices and evaluates it again
     assert main(["eval", str(root / "reference"), "--set", "sampler=first_hitting", "--quiet"]) == 0
     assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
-    with open(root / "results.csv") as handle:
-        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    rows = results(root)
     assert float(rows["reference"]["nfe_per_sample_t2i"]) == 4.0  # the sweep's own decoder, not first_hitting's
     assert float(rows["reference"]["nelbo_joint_stderr"]) > 0
     capsys.readouterr()
