@@ -119,3 +119,19 @@ def test_changes_are_described_against_the_reference() -> None:
     assert describe_changes(reference, load_experiment("ablations/sampler_modality_steps")) == (
         "eval.modality_steps.image=40; eval.modality_steps.text=20"
     )
+
+
+def test_a_retrained_checkpoint_is_another_model_to_the_sweep(tmp_path: Path) -> None:
+    """Evaluations are keyed on the checkpoint's files, not its path: the same step written again is re-evaluated."""
+    import os
+
+    from medim.sweep import _checkpoint_identity
+
+    checkpoint = tmp_path / "step_0000010"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"first weights")
+    before = _checkpoint_identity(checkpoint)
+    assert before == _checkpoint_identity(checkpoint)  # unchanged files, same identity
+    (checkpoint / "model.safetensors").write_bytes(b"other weights")
+    os.utime(checkpoint / "model.safetensors", ns=(1, 1))
+    assert _checkpoint_identity(checkpoint) != before and _checkpoint_identity(None) == []
