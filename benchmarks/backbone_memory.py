@@ -28,8 +28,12 @@ def measure(options: dict, args: argparse.Namespace, device: torch.device) -> di
     """Median forward+backward seconds (and CUDA peak bytes) of one configuration."""
     torch.manual_seed(0)
     spec = {
-        "name": "hf_decoder", "hidden_size": args.hidden, "num_layers": args.layers, "num_heads": args.heads,
-        "architecture": "gemma", **options,
+        "name": "hf_decoder",
+        "hidden_size": args.hidden,
+        "num_layers": args.layers,
+        "num_heads": args.heads,
+        "architecture": "gemma",
+        **options,
     }
     model = BACKBONES.build(spec, vocab_size=args.vocab, max_seq_len=args.seq, layout=None).to(device).train()
     tokens = torch.randint(0, args.vocab, (args.batch, args.seq), device=device)
@@ -77,8 +81,10 @@ def main() -> None:
     }
     for row in results:
         peak = f"{row['peak_memory_bytes'] / 2**20:8.1f} MiB" if row["peak_memory_bytes"] is not None else "      n/a"
-        print(f"{row['dtype']:>9} {row['attn_implementation']:>5} ckpt={row['gradient_checkpointing']!s:<5} "
-              f"{row['step_seconds'] * 1000:8.1f} ms {peak}")
+        print(
+            f"{row['dtype']:>9} {row['attn_implementation']:>5} ckpt={row['gradient_checkpointing']!s:<5} "
+            f"{row['step_seconds'] * 1000:8.1f} ms {peak}"
+        )
     if args.out:
         atomic_write_json(args.out, report)
 

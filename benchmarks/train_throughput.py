@@ -20,6 +20,7 @@ import torch
 from medim.config import load_experiment
 from medim.experiment import build_experiment
 from medim.io import atomic_write_json
+from medim.tasks.base import GenerationRequest
 from medim.training.trainer import batch_indices, step_generator
 
 
@@ -41,7 +42,9 @@ def main() -> None:
     for step in range(args.warmup + args.steps):
         if step == args.warmup:
             started = time.perf_counter()
-        batch = experiment.task.training_batch(tokens[batch_indices(len(tokens), batch_size, 0, step)], step_generator(0, step))
+        batch = experiment.task.training_batch(
+            tokens[batch_indices(len(tokens), batch_size, 0, step)], step_generator(0, step)
+        )
         experiment.task.loss(model, batch).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -50,9 +53,8 @@ def main() -> None:
     model.eval()
     images = experiment.dataset.split("val").images[: config.eval.batch_size]
     started = time.perf_counter()
-    experiment.task_named("image_to_text").generate(
-        model, experiment.sampler, images, num_steps=config.eval.num_steps, seed=0
-    )
+    request = GenerationRequest.of(images=images)
+    experiment.task.generate(model, experiment.sampler, request, num_steps=config.eval.num_steps, seed=0)
     generate_seconds = time.perf_counter() - started
 
     result = {

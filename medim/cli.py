@@ -14,26 +14,41 @@ from typing import Any
 
 from medim.errors import DataError, MedimError
 
-KIND_ALIASES = {"tokenizer": "tokenizers", "backbone": "backbones", "sampler": "samplers", "task": "tasks",
-                "layout": "layouts", "dataset": "datasets", "data": "datasets", "schedule": "noise"}
+KIND_ALIASES = {
+    "tokenizer": "tokenizers",
+    "backbone": "backbones",
+    "sampler": "samplers",
+    "task": "tasks",
+    "layout": "layouts",
+    "dataset": "datasets",
+    "data": "datasets",
+    "schedule": "noise",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `medim` console script."""
+    """Entry point of the `medim` console script: the handler's exit code (None means 0), 2 for an input error.
+
+    With `--debug` an input error also shows its full traceback (to report a bug in medim or a plugin).
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0
     try:
-        args.handler(args)
+        code = args.handler(args)
     except MedimError as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         print(f"medim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("medim: interrupted (a training run continues with `medim train EXP --resume`)", file=sys.stderr)
         return 130
-    return 0
+    return 0 if code is None else int(code)
 
 
 # -- components ----------------------------------------------------------------------------------
@@ -46,11 +61,12 @@ def _cmd_list(args: argparse.Namespace) -> None:
     for kind in kinds:
         registry = ALL_REGISTRIES[kind]
         print(f"{kind}:")
+        # summaries first: that loads the plugins listed, so a broken one leaves the list and shows once, below
+        summaries = {name: _safe_summary(registry, name) for name in registry.names(args.pattern)}
         plugins = registry.plugin_entry_points()
         for name in registry.names(args.pattern):
-            summary = _safe_summary(registry, name)
             origin = " [plugin]" if name in plugins else ""
-            print(f"  {name:<22}{origin} {summary}")
+            print(f"  {name:<22}{origin} {summaries[name]}")
         for problem in registry.plugin_problems():
             print(f"  ! broken plugin {problem.name!r} ({problem.origin}): {problem.problem}")
 
@@ -88,20 +104,24 @@ def _cmd_info(args: argparse.Namespace) -> None:
             print(f"  {key}: {value}")
 
 
-def _cmd_plugins(args: argparse.Namespace) -> None:
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    """List healthy plugins, then each refused one once; exit 1 when any plugin has a problem (for CI checks)."""
     from medim.registry import ALL_REGISTRIES, DISABLE_PLUGINS_ENV
 
-    found = False
+    found = broken = False
     for kind, registry in ALL_REGISTRIES.items():
         problems = registry.check_plugins()  # loads each plugin, so a broken one is not listed as healthy
         for name, origin in registry.plugin_entry_points().items():
             found = True
             print(f"{kind:<11} {name:<22} {origin}")
         for problem in problems:
-            found = True
+            found = broken = True
             print(f"{kind:<11} {problem.name:<22} BROKEN: {problem.problem} ({problem.origin})")
+            if args.debug and problem.details:
+                print(textwrap.indent(problem.details.rstrip("\n"), "    "))
     if not found:
         print(f"no plugins installed (entry-point groups medim.<kind>; set {DISABLE_PLUGINS_ENV}=1 to disable them)")
+    return 1 if broken else 0
 
 
 def _kind(kind: str) -> str:
@@ -125,7 +145,7 @@ def _cmd_config_show(args: argparse.Namespace) -> None:
 
 def _cmd_config_list(args: argparse.Namespace) -> None:
     from medim.config import list_experiments
-    from medim.sweep import list_sweeps
+    from medim.config.loading import list_sweeps  # not medim.sweep, which imports the whole training stack
 
     print("\n".join(list_experiments()))
     sweeps = list_sweeps()
@@ -168,10 +188,10 @@ def _cmd_build(args: argparse.Namespace) -> None:
     mode = "dry run: parameters on the meta device, no weights read" if args.dry_run else "weights loaded"
     print(f"experiment {experiment.config.name} ({mode})")
     print(
-        f"layout {experiment.config.layout['name']}: {layout.vocab_size} vocabulary rows, sequence length "
+        f"layout {experiment.config.layout.name}: {layout.vocab_size} vocabulary rows, sequence length "
         f"{layout.seq_len} ({len(layout.image_positions)} image + {len(layout.text_positions)} text positions)"
     )
-    print(f"backbone {experiment.config.backbone['name']}:")
+    print(f"backbone {experiment.config.backbone.name}:")
     print(parameter_table(backbone))
 
 
@@ -187,7 +207,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from medim.evaluation.evaluate import evaluate_run, summary_table
 
-    flags = (("num_samples", args.samples), ("num_steps", args.steps), ("cfg_scale", args.cfg))
+    flags = (("num_samples", args.samples), ("joint_samples", args.samples), ("num_steps", args.steps))
+    flags += (("cfg_scale", args.cfg),)
     overrides = [f"eval.{key}={value}" for key, value in flags if value is not None] + list(args.set or [])
     out = args.out or Path(args.run_dir) / "eval"
     if out.exists() and not out.is_dir():
@@ -200,8 +221,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_generate(args: argparse.Namespace) -> None:
     from medim.generate import generate_from_cli
 
-    for path in generate_from_cli(args):
-        print(path)
+    out, generated = generate_from_cli(args)
+    for i, report in enumerate(generated.reports or []):
+        print(f"{i:03d}: {report}")
+    print(f"written to {out}")
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -229,7 +252,14 @@ def _cmd_quickstart(args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medim", description="Unified medical multimodal generation with masked discrete diffusion.")
+    parser = argparse.ArgumentParser(
+        prog="medim", description="Unified medical multimodal generation with masked discrete diffusion."
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show full tracebacks: of an error, and of each broken plugin in `medim --debug plugins`",
+    )
     commands = parser.add_subparsers(title="commands")
 
     p = commands.add_parser("list", help="list registered components (optionally of one kind)")
@@ -252,8 +282,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_config_list)
 
     p = commands.add_parser(
-        "tokenize", aliases=["prepare"],
-        help="build an experiment's data and tokenizers and tokenize its splits into memory-mapped shards (cached, resumable)",
+        "tokenize",
+        aliases=["prepare"],
+        help="build an experiment's data and tokenizers and tokenize its splits into memory-mapped shards "
+        "(cached, resumable)",
     )
     _experiment_args(p)
     p.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
@@ -264,8 +296,10 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("build", help="build an experiment's model and print its parameter counts")
     _experiment_args(p)
     p.add_argument(
-        "--dry-run", action="store_true",
-        help="parameters on the meta device and no weights read (real size, instantly; published shapes for absent files)",
+        "--dry-run",
+        action="store_true",
+        help="parameters on the meta device and no weights read "
+        "(real size, instantly; published shapes for absent files)",
     )
     p.set_defaults(handler=_cmd_build)
 
@@ -277,64 +311,92 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "generate",
-        help="generate from a trained run (or MeDiM's released checkpoint): images from a report, reports from an image, "
+        help="generate from a trained run (or MeDiM's released checkpoint): images from a report, "
+        "reports from an image, "
         "pairs, or infilling (finish a report, inpaint an image region)",
     )
     p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (or use --checkpoint)")
     p.add_argument("--checkpoint", type=Path, help="MeDiM's released checkpoint folder (accelerate save_state output)")
-    p.add_argument("--experiment", default="paper/medim", help="with --checkpoint: the experiment naming tokenizers and layout")
     p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE",
-        help="config override (repeatable); for a run directory only decoding: sampler=..., sampler.KEY=..., eval.KEY=...",
+        "--experiment", default="paper/medim", help="with --checkpoint: the experiment naming tokenizers and layout"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="config override (repeatable); for a run directory only decoding: "
+        "sampler=..., sampler.KEY=..., eval.KEY=...",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--report", help="report text: draw images from it (with --image and --mask: inpaint under it)")
     p.add_argument("--report-file", type=Path, help="text file holding such a report")
     p.add_argument("--image", type=Path, help="image file: write reports for it (with --mask: inpaint it)")
     p.add_argument("--mask", type=Path, help="with --image: a mask of the image's size; its white pixels are redrawn")
-    p.add_argument("--report-opening", help="the first words of the report: finished from --image, or prompting --pairs")
+    p.add_argument(
+        "--report-opening", help="the first words of the report: finished from --image, or prompting --pairs"
+    )
     p.add_argument("--pairs", type=int, help="number of image-report pairs to generate")
     p.add_argument("--num", type=int, default=1, help="samples per report or image (default 1)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the run's eval.num_steps)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight (default: the run's eval.cfg_scale)")
     p.add_argument("--seed", type=int, default=0, help="sample i draws from seed + i, whatever else is generated")
-    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/generated, or ./generated with --checkpoint)")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default RUN_DIR/generated, or ./generated with --checkpoint)"
+    )
     p.set_defaults(handler=_cmd_generate)
 
-    p = commands.add_parser("eval", help="score a trained run on the held-out split (writes eval/metrics.json and galleries)")
+    p = commands.add_parser(
+        "eval", help="score a trained run on the held-out split (writes eval/metrics.json and galleries)"
+    )
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--samples", type=int, help="held-out pairs to score (default: the run's eval.num_samples)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        help="samples per direction: held-out pairs and pairs from nothing (default: eval.num_samples, joint_samples)",
+    )
     p.add_argument("--steps", type=int, help="sampler steps")
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight")
     p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE",
-        help="decoding override, repeatable: sampler=ancestral, sampler.temperature=0.8, eval.modality_steps={text: 64}",
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="decoding override, repeatable: sampler=ancestral, sampler.temperature=0.8, "
+        "eval.modality_steps={text: 64}",
     )
     p.add_argument("--out", type=Path, help="where metrics.json and the galleries go (default RUN_DIR/eval)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_eval)
 
-    p = commands.add_parser("reconstruct", help="encode+decode a folder of images with an experiment's image tokenizer (PSNR/SSIM)")
+    p = commands.add_parser(
+        "reconstruct", help="encode+decode a folder of images with an experiment's image tokenizer (PSNR/SSIM)"
+    )
     p.add_argument("experiment", help="experiment whose image tokenizer to check (name or YAML path)")
     p.add_argument("folder", type=Path, help="folder of images (searched recursively)")
     p.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. tokenizers.image.checkpoint=...")
-    p.add_argument("--out", type=Path, help="where reconstruction.json and side-by-side PNGs go (default ./reconstruction)")
+    p.add_argument(
+        "--out", type=Path, help="where reconstruction.json and side-by-side PNGs go (default ./reconstruction)"
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_reconstruct)
 
     p = commands.add_parser(
-        "sweep", help="train and evaluate several experiments (a sweep file or a list) and write one comparison table",
+        "sweep",
+        help="train and evaluate several experiments (a sweep file or a list) and write one comparison table",
     )
     p.add_argument("sources", nargs="+", help="a sweep file (e.g. sweeps/samplers) or experiments to compare")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every run (repeatable)")
-    p.add_argument("--name", help="sweep name (default: the sweep file's, or 'sweep'); results in OUTPUT_DIR/sweeps/NAME")
+    p.add_argument(
+        "--name", help="sweep name (default: the sweep file's, or 'sweep'); results in OUTPUT_DIR/sweeps/NAME"
+    )
     p.add_argument("--fresh", action="store_true", help="delete the sweep's earlier runs first")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_sweep)
 
-    p = commands.add_parser("quickstart", help="train the embedded quickstart model, then evaluate it (~12 min on 2 CPU cores)")
+    p = commands.add_parser(
+        "quickstart", help="train the embedded quickstart model, then evaluate it (~12 min on 2 CPU cores)"
+    )
     p.add_argument("--fresh", action="store_true", help="delete an earlier quickstart run first")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_quickstart)

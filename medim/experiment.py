@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,16 +24,6 @@ from medim.errors import ConfigError
 from medim.io import cache_root, stable_hash
 from medim.noise.base import MaskingSchedule
 from medim.objectives.base import MaskedDiffusionObjective
-from medim.registry import (
-    BACKBONES,
-    DATASETS,
-    LAYOUTS,
-    NOISE,
-    OBJECTIVES,
-    SAMPLERS,
-    TASKS,
-    TOKENIZERS,
-)
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerCorpus
@@ -64,9 +53,7 @@ class Experiment:
         """
         torch.manual_seed(self.config.seed)
         with empty_weights() if empty else nullcontext():
-            backbone = BACKBONES.build(
-                self.config.backbone,
-                where="backbone",
+            backbone = self.config.backbone.build(
                 vocab_size=self.layout.vocab_size,
                 max_seq_len=self.layout.seq_len,
                 layout=self.layout,
@@ -74,20 +61,16 @@ class Experiment:
         rows = backbone.output_weight().shape[0]
         if rows < self.layout.vocab_size:
             raise ConfigError(
-                f"backbone {self.config.backbone['name']!r} has {rows} vocabulary rows but layout "
-                f"{self.config.layout['name']!r} needs {self.layout.vocab_size}"
+                f"backbone {self.config.backbone.name!r} has {rows} vocabulary rows but layout "
+                f"{self.config.layout.name!r} needs {self.layout.vocab_size}"
             )
         if self.objective.token_levels and not backbone.accepts_token_levels:
             raise ConfigError(
                 f"objective.time_sampling: independent gives every position its own noise level, but backbone "
-                f"{self.config.backbone['name']!r} takes one per sample; use time_sampling: shared or a backbone "
+                f"{self.config.backbone.name!r} takes one per sample; use time_sampling: shared or a backbone "
                 f"that accepts [B, L] noise levels (hf_decoder, liquid, llama, hf_checkpoint)"
             )
         return backbone
-
-    def task_named(self, name: str, **params: Any) -> MaskedDiffusionTask:
-        """Another task over the same layout and objective (e.g. `text_to_image` of a multitask model)."""
-        return TASKS.build({"name": name, **params}, layout=self.layout, objective=self.objective)
 
     def tokens(self, split: str, *, progress: bool = False, shard_size: int = DEFAULT_SHARD_SIZE) -> TokenShards:
         """Every pair of a split as layout sequences [N, L], from memory-mapped shards tokenized once.
@@ -105,9 +88,9 @@ class Experiment:
                 "split": split,
                 "image_tokenizer": self.image_tokenizer.identity(),
                 "text_tokenizer": self.text_tokenizer.identity(),
-                "layout": self.config.layout,
+                "layout": self.config.layout.block(),
             }
-            key = stable_hash({"dataset": identity["dataset"], "layout": self.config.layout["name"]})
+            key = stable_hash({"dataset": identity["dataset"], "layout": self.config.layout.name})
             directory = cache_root() / "tokens" / key / split
 
             def make_rows(start: int, stop: int) -> tuple[np.ndarray, int]:
@@ -116,7 +99,12 @@ class Experiment:
                 return self.layout.pack(codes, packed.ids).numpy(), packed.truncated
 
             shards = ensure_shards(
-                directory, identity, len(data), make_rows, shard_size=shard_size, progress=progress,
+                directory,
+                identity,
+                len(data),
+                make_rows,
+                shard_size=shard_size,
+                progress=progress,
                 label=f"tokenize {split}",
             )
             if shards.manifest["truncated"]:
@@ -129,37 +117,37 @@ class Experiment:
         return self._tokens[split]
 
 
-def build_experiment(config: ExperimentConfig, progress: bool = True, *, data: bool = True, dry_run: bool = False) -> Experiment:
+def build_experiment(
+    config: ExperimentConfig, progress: bool = True, *, data: bool = True, dry_run: bool = False
+) -> Experiment:
     """Build (and, for trainable tokenizers, train or load from cache) every component.
 
     `data=False` skips the dataset when no tokenizer learns from it (generating from a
     released checkpoint); `dry_run=True` also skips loading tokenizer weights: file-backed
     tokenizers only report their shapes (see `ImageTokenizer.prepare_shapes`).
     """
-    image_tokenizer: ImageTokenizer = TOKENIZERS.build(config.tokenizers.image, where="tokenizers.image")
-    text_tokenizer: TextTokenizer = TOKENIZERS.build(config.tokenizers.text, where="tokenizers.text")
+    image_tokenizer: ImageTokenizer = config.tokenizers.image.build()
+    text_tokenizer: TextTokenizer = config.tokenizers.text.build()
     tokenizers = (image_tokenizer, text_tokenizer)
     dataset: PairedDataset | None = None
     corpus: TokenizerCorpus | None = None
     if (data and not dry_run) or any(t.needs_corpus() for t in tokenizers):
-        dataset = DATASETS.build(config.data, where="data")
+        dataset = config.data.build()
         train = dataset.split("train", progress)
         corpus = TokenizerCorpus(images=train.images, texts=train.reports, identity=str(dataset.identity()))
         if image_tokenizer.image_size != dataset.image_size:
             raise ConfigError(
                 f"tokenizers.image.image_size is {image_tokenizer.image_size} but data "
-                f"{config.data['name']!r} has {dataset.image_size}-pixel images; make them equal"
+                f"{config.data.name!r} has {dataset.image_size}-pixel images; make them equal"
             )
     for tokenizer in tokenizers:
         if dry_run and not tokenizer.needs_corpus():
             tokenizer.prepare_shapes()
         else:
             tokenizer.prepare(corpus, cache_root())
-    layout: SequenceLayout = LAYOUTS.build(
-        config.layout, where="layout", image_tokenizer=image_tokenizer, text_tokenizer=text_tokenizer
-    )
-    noise: MaskingSchedule = NOISE.build(config.noise, where="noise")
-    objective: MaskedDiffusionObjective = OBJECTIVES.build(config.objective, where="objective", layout=layout, noise=noise)
-    task: MaskedDiffusionTask = TASKS.build(config.task, where="task", layout=layout, objective=objective)
-    sampler: Sampler = SAMPLERS.build(config.sampler, where="sampler", mask_id=layout.mask_id, noise=noise)
+    layout: SequenceLayout = config.layout.build(image_tokenizer=image_tokenizer, text_tokenizer=text_tokenizer)
+    noise: MaskingSchedule = config.noise.build()
+    objective: MaskedDiffusionObjective = config.objective.build(layout=layout, noise=noise)
+    task: MaskedDiffusionTask = config.task.build(layout=layout, objective=objective)
+    sampler: Sampler = config.sampler.build(mask_id=layout.mask_id, noise=noise)
     return Experiment(config, dataset, image_tokenizer, text_tokenizer, layout, noise, objective, task, sampler)

@@ -1,17 +1,22 @@
-"""`medim generate`: images from a report, reports from an image, pairs, and infilling, written as PNG/TXT.
+"""`medim generate`: answer one generation request with a trained run (or MeDiM's release) and write the results.
 
-Modes, chosen by the arguments given:
-    --report R                        text -> image
-    --image I                         image -> text
-    --image I --report-opening O      image -> text, finishing a report that starts with O
-    --image I --mask M [--report R]   inpainting: redraw the codes under the white pixels of M
-    --pairs N [--report-opening O]    joint image-report pairs (prompted by O)
+The arguments make a `GenerationRequest`; the run's configured task answers it with
+whichever of its tasks generates what is asked from what is given:
+    --report R | --report-file F      an image drawn from the report
+    --image I                         a report written for the image
+    --image I --report-opening O      a report for the image that starts with O
+    --image I --mask M [--report R]   the image redrawn under M's white pixels (and a report, without R)
+    --pairs N [--report-opening O]    N image-report pairs (from nothing, or prompted by O)
+Each call writes into a folder of its own (RUN_DIR/generated/NNN, or --out): per sample
+`NNN.png` and/or `NNN.txt`, the given image (as the model saw it), and `request.json`
+with everything that determines the samples.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,8 +24,9 @@ from PIL import Image, UnidentifiedImageError
 
 from medim.errors import DataError
 from medim.experiment import Experiment
-from medim.io import atomic_write, atomic_write_text
+from medim.io import atomic_write, atomic_write_json, atomic_write_text
 from medim.runs import load_run, open_release
+from medim.tasks.base import Generated, GenerationRequest
 from medim.tokenizers.base import ImageTokenizer
 
 
@@ -30,7 +36,7 @@ def read_image(path: Path, tokenizer: ImageTokenizer) -> np.ndarray:
 
 
 def read_mask(path: Path, tokenizer: ImageTokenizer, image_path: Path) -> np.ndarray:
-    """[S, S] bool: the white pixels (> 50 % grey) of a mask file the size of the image, after the same preprocessing."""
+    """[S, S] bool: the white (> 50 % grey) pixels of a mask file the size of the image, preprocessed like it."""
     mask, image = _open(path), _open(image_path)
     if mask.size != image.size:
         raise DataError(
@@ -41,6 +47,19 @@ def read_mask(path: Path, tokenizer: ImageTokenizer, image_path: Path) -> np.nda
     if not selected.any():
         raise DataError(f"mask {str(path)!r} has no white pixel: nothing to redraw (white = redraw, black = keep)")
     return selected
+
+
+def read_report_file(path: Path) -> str:
+    """The report in a UTF-8 text file, refusing a missing, undecodable or empty one."""
+    if not path.is_file():
+        raise DataError(f"report file {str(path)!r} does not exist")
+    try:
+        report = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"report file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not report:
+        raise DataError(f"report file {str(path)!r} is empty; write the report in it (or use --pairs N for pairs)")
+    return report
 
 
 def _open(path: Path) -> Image.Image:
@@ -69,7 +88,7 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse combinations that name no mode or two, before anything is loaded."""
+    """Refuse flag combinations that name no mode or two, before anything is loaded."""
     if args.num < 1 or (args.pairs is not None and args.pairs < 1):
         raise DataError("--num and --pairs must be at least 1")
     if args.steps is not None and args.steps < 1:
@@ -78,87 +97,111 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise DataError(f"--cfg must be a guidance weight >= 0 (0 = off), got {args.cfg}")
     if (args.run_dir is None) == (args.checkpoint is None):
         raise DataError("give a run directory or --checkpoint DIR (MeDiM's released weights), not both or neither")
+    reported = args.report is not None or args.report_file is not None
     if args.report is not None and args.report_file is not None:
         raise DataError("give --report or --report-file, not both")
     if args.pairs is not None and args.image is not None:
         raise DataError("--pairs generates images; it cannot take --image")
     if args.mask is not None and args.image is None:
         raise DataError("--mask needs --image: the image whose masked region is redrawn")
-    if args.image is not None and args.mask is None and (args.report is not None or args.report_file is not None):
-        raise DataError("with --image, --report needs --mask (inpainting under a report); to finish a report use --report-opening")
+    if args.image is not None and args.mask is None and reported:
+        raise DataError(
+            "with --image, --report needs --mask (inpainting under a report); to finish a report use --report-opening"
+        )
     if args.report_opening is not None and args.pairs is None and (args.image is None or args.mask is not None):
         raise DataError("--report-opening goes with --image (finish the report) or --pairs (prompted pairs)")
-    if args.pairs is None and args.image is None and args.report is None and args.report_file is None:
+    if args.pairs is None and args.image is None and not reported:
         raise DataError("say what to generate: --report TEXT, --report-file FILE, --image FILE or --pairs N")
 
 
-def generate_from_cli(args: argparse.Namespace) -> list[Path]:
-    """Run one `medim generate` request and return the files written."""
+def generate_from_cli(args: argparse.Namespace) -> tuple[Path, Generated]:
+    """Answer one `medim generate` call; returns the folder written and what was generated."""
     check_arguments(args)
-    report = args.report
-    if args.report_file is not None:
-        if not args.report_file.is_file():
-            raise DataError(f"report file {str(args.report_file)!r} does not exist")
-        try:
-            report = args.report_file.read_text(encoding="utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise DataError(f"report file {str(args.report_file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    report = read_report_file(args.report_file) if args.report_file is not None else args.report
     device = pick_device(args.device)
     if args.checkpoint is not None:
         experiment, backbone = open_release(args.checkpoint, args.experiment, args.set or [])
-        out = args.out or Path("generated")
     else:
         experiment, backbone = load_run(args.run_dir, overrides=args.set or [])
-        out = args.out or Path(args.run_dir) / "generated"
+    request = _request(args, experiment, report)  # bad inputs fail here, before anything is written
+    experiment.task.task_for(request.generated())
+    out = _claim_output_dir(args)
+    backbone.to(device)
+    eval_cfg = experiment.config.eval
+    generated = experiment.task.generate(
+        backbone,
+        experiment.sampler,
+        request,
+        num_steps=eval_cfg.num_steps if args.steps is None else args.steps,
+        modality_steps=eval_cfg.modality_steps,
+        cfg_scale=eval_cfg.cfg_scale if args.cfg is None else args.cfg,
+        seed=args.seed,
+    )
+    _write(out, args, experiment, request, generated)
+    return out, generated
+
+
+def _request(args: argparse.Namespace, experiment: Experiment, report: str | None) -> GenerationRequest:
+    """The request the arguments make (images read with the model's own preprocessing)."""
+    count = args.pairs or args.num
     image = mask = None
-    if args.image is not None:  # read before generating, so a bad file fails fast
+    if args.image is not None:
         image = read_image(args.image, experiment.image_tokenizer)
         if args.mask is not None:
             mask = read_mask(args.mask, experiment.image_tokenizer, args.image)
-    backbone.to(device)
-    return _generate(experiment, backbone, args, out, report, image, mask)
+    return GenerationRequest.of(
+        count=count,
+        images=None if image is None else np.stack([image] * count),
+        regenerate=None if mask is None else np.stack([mask] * count),
+        reports=None if report is None else [report] * count,
+        report_openings=None if args.report_opening is None else [args.report_opening] * count,
+        unconditional=args.pairs is not None and args.report_opening is None,
+    )
 
 
-def _generate(
-    experiment: Experiment, backbone: torch.nn.Module, args: argparse.Namespace, out: Path,
-    report: str | None, image: np.ndarray | None, mask: np.ndarray | None,
-) -> list[Path]:
-    eval_cfg = experiment.config.eval
-    decoding = {
-        "num_steps": eval_cfg.num_steps if args.steps is None else args.steps,
-        "modality_steps": eval_cfg.modality_steps,
+def _claim_output_dir(args: argparse.Namespace) -> Path:
+    """`--out` (new or empty), else the next free RUN_DIR/generated/NNN (./generated/NNN with --checkpoint)."""
+    if args.out is not None:
+        if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+            raise DataError(f"--out {str(args.out)!r} already holds files; give a new or empty folder")
+        args.out.mkdir(parents=True, exist_ok=True)
+        return args.out
+    root = (Path("generated") if args.checkpoint is not None else Path(args.run_dir) / "generated").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    number = max((int(p.name) for p in root.iterdir() if p.name.isdigit()), default=0) + 1
+    while True:
+        folder = root / f"{number:03d}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:  # another call claimed it first
+            number += 1
+
+
+def _write(
+    out: Path, args: argparse.Namespace, experiment: Experiment, request: GenerationRequest, generated: Generated
+) -> None:
+    """Each sample's image and/or report, the given image, and `request.json`."""
+    for i in range(request.count):
+        if generated.images is not None:
+            write_png(out / f"{i:03d}.png", generated.images[i])
+        if generated.reports is not None:
+            atomic_write_text(out / f"{i:03d}.txt", generated.reports[i] + "\n")
+    if request.images is not None:
+        write_png(out / "given_image.png", request.images[0])
+    if request.regenerate is not None:
+        write_png(out / "given_mask.png", (request.regenerate[0] * 255).astype(np.uint8))
+    described: dict[str, Any] = {
+        "asked": request.describe(),
+        "model": str(args.checkpoint or args.run_dir),
+        "count": request.count,
+        "report": None if request.reports is None else request.reports[0],
+        "report_opening": None if request.report_openings is None else request.report_openings[0],
+        "image": None if args.image is None else str(args.image),
+        "mask": None if args.mask is None else str(args.mask),
         "seed": args.seed,
+        "steps": experiment.config.eval.num_steps if args.steps is None else args.steps,
+        "cfg_scale": experiment.config.eval.cfg_scale if args.cfg is None else args.cfg,
+        "sampler": experiment.config.sampler.block(),
     }
-    cfg = eval_cfg.cfg_scale if args.cfg is None else args.cfg
-    sampler, count = experiment.sampler, args.pairs or args.num
-    opening = None if args.report_opening is None else [args.report_opening] * count
-    written: list[Path] = []
-    if image is not None and mask is not None:
-        task = experiment.task_named("text_to_image" if report is not None else "joint")
-        images = np.stack([image] * count)
-        masks = np.stack([mask] * count)
-        if report is not None:
-            result = task.generate(backbone, sampler, [report] * count, images=images, regenerate=masks, cfg_scale=cfg, **decoding)
-            written.append(atomic_write_text(out / "prompt.txt", report + "\n"))
-        else:  # no report given: image region and report are generated together
-            result, reports = task.generate(backbone, sampler, count, images=images, regenerate=masks, cfg_scale=cfg, **decoding)
-            written += [atomic_write_text(out / f"inpainted_{i:03d}.txt", r + "\n") for i, r in enumerate(reports)]
-        written += [write_png(out / f"inpainted_{i:03d}.png", img) for i, img in enumerate(result)]
-    elif image is not None:
-        task = experiment.task_named("image_to_text")
-        reports = task.generate(backbone, sampler, np.stack([image] * count), report_openings=opening, cfg_scale=cfg, **decoding)
-        written += [atomic_write_text(out / f"report_{i:03d}.txt", r + "\n") for i, r in enumerate(reports)]
-        for path, text in zip(written, reports):
-            print(f"{path.name}: {text}")
-    elif report is not None:
-        task = experiment.task_named("text_to_image")
-        images = task.generate(backbone, sampler, [report] * count, cfg_scale=cfg, **decoding)
-        written.append(atomic_write_text(out / "prompt.txt", report + "\n"))
-        written += [write_png(out / f"image_{i:03d}.png", img) for i, img in enumerate(images)]
-    else:
-        task = experiment.task_named("joint")
-        images, reports = task.generate(backbone, sampler, count, report_openings=opening, cfg_scale=cfg, **decoding)
-        for i, (img, text) in enumerate(zip(images, reports)):
-            written.append(write_png(out / f"pair_{i:03d}.png", img))
-            written.append(atomic_write_text(out / f"pair_{i:03d}.txt", text + "\n"))
-    return written
+    atomic_write_json(out / "request.json", described)

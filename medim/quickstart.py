@@ -25,6 +25,6 @@ def run_quickstart(fresh: bool = False, progress: bool = True) -> dict:
         f"  eval/metrics.json     all scores (per finding, baselines, the judge's own accuracy)\n"
         f"  eval/*.png            galleries: image->text, text->image, joint pairs\n"
         f"  train_log.jsonl       training and validation losses\n"
-        f"try: medim generate {result.run_dir} --report \"The heart is enlarged. Small left pleural effusion.\""
+        f'try: medim generate {result.run_dir} --report "The heart is enlarged. Small left pleural effusion."'
     )
     return metrics

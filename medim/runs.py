@@ -14,10 +14,10 @@ from medim.config import (
     load_resolved,
     with_overrides,
 )
+from medim.config.policy import DECODING_SECTIONS, weight_changes
 from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
 from medim.training.checkpoints import latest_checkpoint, load_model_weights
-from medim.training.trainer import DECODING_SECTIONS, weight_changes
 
 
 def load_run(run_dir: str | Path, progress: bool = False, overrides: Sequence[str] = ()) -> tuple[Experiment, Backbone]:
@@ -43,7 +43,9 @@ def open_run(run_dir: str | Path, config: ExperimentConfig, progress: bool = Fal
     run_dir = Path(run_dir)
     differs = weight_changes(run_config(run_dir), config)
     if differs:
-        raise ConfigError(f"run {run_dir} was trained with other settings at {', '.join(differs)}; its weights do not fit")
+        raise ConfigError(
+            f"run {run_dir} was trained with other settings at {', '.join(differs)}; its weights do not fit"
+        )
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise DataError(f"run {run_dir} has no checkpoint yet; train it (or resume it) first")
@@ -67,7 +69,7 @@ def open_release(
     backbone = built.build_backbone(empty=True)
     if not isinstance(backbone, DecoderDenoiser):
         raise ConfigError(
-            f"MeDiM's released checkpoint needs a decoder backbone such as 'liquid', not {config.backbone['name']!r}"
+            f"MeDiM's released checkpoint needs a decoder backbone such as 'liquid', not {config.backbone.name!r}"
         )
     load_release(backbone, state)
     return built, backbone.eval()

@@ -42,21 +42,19 @@ from medim.config import (
     validate_experiment,
 )
 from medim.config.loading import (
-    BUNDLED_EXPERIMENTS,
     changed_keys,
     find_experiment,
     read_yaml,
 )
+from medim.config.policy import LABEL_KEYS, training_identity, weight_changes
 from medim.errors import ConfigError
+from medim.evaluation.directions import DIRECTIONS
 from medim.evaluation.evaluate import evaluate
-from medim.evaluation.likelihood import nelbo_metrics, paired_difference
+from medim.evaluation.likelihood import paired_difference
 from medim.io import atomic_write_json, atomic_write_text, file_digest, stable_hash
 from medim.runs import open_run, run_config
 from medim.training.checkpoints import latest_checkpoint, trained_steps
-from medim.training.trainer import DECODING_SECTIONS, train, weight_changes
-
-#: Top-level config keys that say nothing about what is trained.
-_LABELS = ("name", "description")
+from medim.training.trainer import train
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,9 @@ class SweepRun:
     config: ExperimentConfig
 
 
-def load_sweep(sources: Sequence[str], extra: Sequence[str] = (), name: str | None = None) -> tuple[str, list[SweepRun]]:
+def load_sweep(
+    sources: Sequence[str], extra: Sequence[str] = (), name: str | None = None
+) -> tuple[str, list[SweepRun]]:
     """(sweep name, runs) from one sweep file or from experiments, with `extra` overrides applied to every run."""
     path = find_experiment(sources[0])
     data = read_yaml(path)
@@ -86,7 +86,9 @@ def load_sweep(sources: Sequence[str], extra: Sequence[str] = (), name: str | No
     for label, entry in runs.items():
         if not isinstance(entry, dict) or "experiment" not in entry or set(entry) - {"experiment", "overrides"}:
             raise ConfigError(f"{path}: runs.{label} must be {{experiment: NAME, overrides: [...]}}, got {entry!r}")
-        entries.append((str(label), str(entry["experiment"]), [*_override_list(entry, path, f"runs.{label}.overrides"), *shared]))
+        entries.append(
+            (str(label), str(entry["experiment"]), [*_override_list(entry, path, f"runs.{label}.overrides"), *shared])
+        )
     return name or str(data.get("name") or path.stem), [_sweep_run(label, exp, ov) for label, exp, ov in entries]
 
 
@@ -97,12 +99,9 @@ def _override_list(data: dict[str, Any], path: Path, where: str) -> list[str]:
     return overrides
 
 
-def list_sweeps() -> list[str]:
-    """Names of the bundled sweep files (`experiments/sweeps/`)."""
-    return sorted(str(p.relative_to(BUNDLED_EXPERIMENTS).with_suffix("")) for p in (BUNDLED_EXPERIMENTS / "sweeps").glob("*.yaml"))
-
-
-def sweep_of_experiments(experiments: Sequence[str], extra: Sequence[str] = (), name: str = "sweep") -> tuple[str, list[SweepRun]]:
+def sweep_of_experiments(
+    experiments: Sequence[str], extra: Sequence[str] = (), name: str = "sweep"
+) -> tuple[str, list[SweepRun]]:
     """(name, runs) for experiments named on the command line, each labelled by its file name."""
     labels = [Path(e).stem for e in experiments]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -115,19 +114,17 @@ def _sweep_run(label: str, experiment: str, overrides: list[str]) -> SweepRun:
     return SweepRun(label, load_experiment(experiment, overrides))
 
 
-def training_identity(config: ExperimentConfig) -> str:
-    """A hash of what a config trains (everything but decoding and labels)."""
-    data = config.model_dump(mode="json")
-    return stable_hash({k: v for k, v in data.items() if k not in (*DECODING_SECTIONS, *_LABELS)})
-
-
 def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Train what is not trained, evaluate what is not evaluated, write and return the comparison rows."""
     root = Path(runs[0].config.output_dir) / "sweeps" / name
     if fresh and root.exists():
         shutil.rmtree(root)
-    placed = [SweepRun(run.label, validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"}))
-              for run in runs]
+    placed = [
+        SweepRun(
+            run.label, validate_experiment({**run.config.model_dump(mode="json"), "name": f"sweeps/{name}/{run.label}"})
+        )
+        for run in runs
+    ]
     trainers: dict[str, SweepRun] = {}  # each distinct training, run by the first run that needs it
     for run in placed:
         trainers.setdefault(training_identity(run.config), run)
@@ -145,8 +142,11 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
             print(f"[{index}/{len(runs)}] {run.label}: training {config.run_dir}")
             result = train(config, resume=latest_checkpoint(config.run_dir) is not None, progress=progress)
             if not result.finished:
-                print(f"  stopped at step {result.steps_done} of {config.train.steps} (train.max_minutes); evaluated as it is, "
-                      f"run the sweep again to continue (or add --set '~train.max_minutes')")
+                print(
+                    f"  stopped at step {result.steps_done} of {config.train.steps} (train.max_minutes); "
+                    "evaluated as it is, "
+                    f"run the sweep again to continue (or add --set '~train.max_minutes')"
+                )
         metrics = _evaluated(config, trainer.config.run_dir, progress)
         reference = reference or metrics
         rows.append(_row(run, placed[0], trainer, metrics, reference))
@@ -171,17 +171,15 @@ def _evaluated(config: ExperimentConfig, weights_dir: Path, progress: bool) -> d
     """The run's metrics: reused when this config was evaluated on these weights and its metrics file is untouched."""
     out = config.run_dir / "eval"
     metrics_file = out / "metrics.json"
-    key = stable_hash({"config": config.model_dump(mode="json"), "weights": _checkpoint_identity(latest_checkpoint(weights_dir))})
+    key = stable_hash(
+        {"config": config.model_dump(mode="json"), "weights": _checkpoint_identity(latest_checkpoint(weights_dir))}
+    )
     marker = config.run_dir / "sweep_eval.json"
     recorded = json.loads(marker.read_text()) if marker.is_file() else {}
     if recorded.get("key") == key and metrics_file.is_file() and recorded.get("metrics") == file_digest(metrics_file):
         metrics = json.loads(metrics_file.read_text())
-        if "nelbo_per_pair" not in metrics:  # evaluated by a version with another bound estimator: redo the bound only
-            experiment, backbone = open_run(weights_dir, config, progress)
-            metrics.update(nelbo_metrics(experiment, backbone, config.eval.split))
-            atomic_write_json(metrics_file, metrics)
-            atomic_write_json(marker, {**recorded, "metrics": file_digest(metrics_file)})
-        return metrics
+        if "directions" in metrics:  # else written by an older version, in another layout: evaluated again
+            return metrics
     experiment, backbone = open_run(weights_dir, config, progress)
     metrics = evaluate(experiment, backbone, out, config.eval, progress)
     if weights_dir != config.run_dir:  # an evaluation-only run: say what it decoded with, and on whose weights
@@ -213,34 +211,44 @@ def describe_changes(reference: ExperimentConfig, config: ExperimentConfig) -> s
     changed = changed_keys(before, after)
     for key in changed:
         nested = any(other.startswith(key + ".") for other in changed)  # an empty mapping that gained keys
-        if key.split(".")[0] not in _LABELS and not nested and not any(key.startswith(prefix) for prefix in covered):
+        if key.split(".")[0] not in LABEL_KEYS and not nested and not any(key.startswith(prefix) for prefix in covered):
             parts.append(f"{key}={_lookup(after, key)}")
     return "; ".join(parts) or "(reference)"
 
 
-def _row(run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
-    cost = metrics.get("cost", {})
-    paired = paired_difference(metrics["nelbo_per_pair"]["joint"], reference["nelbo_per_pair"]["joint"])
-    return {
+def _row(
+    run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, Any], reference: dict[str, Any]
+) -> dict[str, Any]:
+    """One table row: the run, its changes, its bounds (the headline direction's against the first run's),
+    each direction's summary scores, and the generation cost."""
+    row: dict[str, Any] = {
         "run": run.label,
         "changes": describe_changes(first.config, run.config),
         "trained_as": trainer.label,
         "final_val_loss": _final_val_loss(trainer.config.run_dir),
-        "nelbo_joint": metrics["nelbo"]["joint"],
-        "nelbo_joint_stderr": metrics["nelbo_stderr"]["joint"],
-        "nelbo_joint_vs_first": None if paired is None else paired[0],
-        "nelbo_joint_vs_first_stderr": None if paired is None else paired[1],
-        "nelbo_image_to_text": metrics["nelbo"]["image_to_text"],
-        "nelbo_text_to_image": metrics["nelbo"]["text_to_image"],
-        "image_to_text_f1": metrics["image_to_text"]["model"]["micro_f1"],
-        "text_to_image_f1": metrics["text_to_image"]["model"]["micro_f1"],
-        "joint_agreement_f1": metrics.get("joint", {}).get("model_agreement", {}).get("micro_f1"),
-        "joint_normal_fraction": metrics.get("joint", {}).get("normal_fraction"),
-        "nfe_per_sample_i2t": cost.get("image_to_text", {}).get("network_evaluations_per_sample"),
-        "nfe_per_sample_t2i": cost.get("text_to_image", {}).get("network_evaluations_per_sample"),
-        "seconds_per_sample_i2t": cost.get("image_to_text", {}).get("seconds_per_sample"),
-        "seconds_per_sample_t2i": cost.get("text_to_image", {}).get("seconds_per_sample"),
     }
+    headline = headline_direction(metrics)
+    for name, value in metrics["nelbo"].items():
+        row[f"nelbo_{name}"] = value
+        if name == headline:
+            row[f"nelbo_{name}_stderr"] = metrics["nelbo_stderr"][name]
+            theirs = reference["nelbo_per_pair"].get(name)
+            paired = None if theirs is None else paired_difference(metrics["nelbo_per_pair"][name], theirs)
+            row[f"nelbo_{name}_vs_first"] = None if paired is None else paired[0]
+            row[f"nelbo_{name}_vs_first_stderr"] = None if paired is None else paired[1]
+    for name, entry in metrics["directions"].items():
+        row.update({f"{name}_{key}": value for key, value in entry["summary"].items()})
+    for name, cost in metrics["cost"].items():
+        row[f"nfe_per_sample_{name}"] = cost["network_evaluations_per_sample"]
+        row[f"seconds_per_sample_{name}"] = cost["seconds_per_sample"]
+    return row
+
+
+def headline_direction(metrics: dict[str, Any]) -> str | None:
+    """The direction whose bound a sweep compares across runs: the one generating the most modalities that the
+    run was evaluated on (the whole pair, when the model learned it)."""
+    evaluated = [d for d in DIRECTIONS if d.name in metrics["nelbo"]]
+    return max(evaluated, key=lambda d: len(d.generated)).name if evaluated else None
 
 
 def _lookup(data: dict[str, Any], dotted: str) -> Any:
@@ -260,9 +268,9 @@ def _final_val_loss(run_dir: Path) -> float | None:
 
 
 def _write_tables(root: Path, rows: list[dict[str, Any]]) -> None:
-    columns = list(rows[0])
+    columns = _columns(rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(root / "results.csv", buffer.getvalue())
@@ -271,11 +279,16 @@ def _write_tables(root: Path, rows: list[dict[str, Any]]) -> None:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The sweep's rows as a markdown table (numbers to 3 decimals, missing as —)."""
-    columns = list(rows[0])
+    columns = _columns(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column of any row, in the order they first appear (runs of other tasks have other columns)."""
+    return list(dict.fromkeys(column for row in rows for column in row))
 
 
 def _cell(value: Any) -> str:

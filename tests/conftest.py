@@ -17,21 +17,42 @@ from medim.tokenizers.base import TokenizerCorpus
 from medim.tokenizers.vqgan_model import VQGANConfig
 
 REPORTS = [
-    "The heart is enlarged.", "No pleural effusion.", "Small left pleural effusion.",
-    "Right upper lobe nodule.", "The lungs are clear.", "Endotracheal tube in place.",
-    "No pneumothorax.", "Cardiomegaly is present.", "Large right pleural effusion.",
+    "The heart is enlarged.",
+    "No pleural effusion.",
+    "Small left pleural effusion.",
+    "Right upper lobe nodule.",
+    "The lungs are clear.",
+    "Endotracheal tube in place.",
+    "No pneumothorax.",
+    "Cardiomegaly is present.",
+    "Large right pleural effusion.",
 ]
 
 
 #: Overrides that shrink the quickstart to a seconds-long train -> eval run (for end-to-end tests).
 TINY = [
-    "data.num_train=64", "data.num_val=16", "data.num_test=16",
-    "tokenizers.image.codebook_size=32", "tokenizers.text.vocab_size=160",
-    "backbone.hidden_size=32", "backbone.num_layers=1", "backbone.num_heads=2",
-    "train.steps=4", "train.batch_size=8", "train.warmup_steps=1", "train.eval_every=4",
-    "train.checkpoint_every=4", "train.val_batches=1", "~train.max_minutes",
-    "eval.num_samples=8", "eval.joint_samples=4", "eval.num_steps=4", "eval.batch_size=8",
-    "eval.classifier_epochs=1", "eval.gallery_size=4", "eval.cfg_scale=1.5",
+    "data.num_train=64",
+    "data.num_val=16",
+    "data.num_test=16",
+    "tokenizers.image.codebook_size=32",
+    "tokenizers.text.vocab_size=160",
+    "backbone.hidden_size=32",
+    "backbone.num_layers=1",
+    "backbone.num_heads=2",
+    "train.steps=4",
+    "train.batch_size=8",
+    "train.warmup_steps=1",
+    "train.eval_every=4",
+    "train.checkpoint_every=4",
+    "train.val_batches=1",
+    "~train.max_minutes",
+    "eval.num_samples=8",
+    "eval.joint_samples=4",
+    "eval.num_steps=4",
+    "eval.batch_size=8",
+    "eval.classifier_epochs=1",
+    "eval.gallery_size=4",
+    "eval.cfg_scale=1.5",
 ]
 
 
@@ -86,9 +107,14 @@ def tiny_backbone(layout, **overrides):
 
 LLAMA_STYLE_SENTENCES = [
     "The image is a radiograph of the chest, showing the thoracic cavity structures.",
-    "The heart is enlarged.", "There is a small left pleural effusion.", "No pneumothorax is seen.",
-    "The lungs are clear.", "Image Size: Width is 512 Height is 512.", "A nodule in the right upper lobe.",
-    "Endotracheal tube and right internal jugular line in place.", "Tumour cells with necrosis and inflammation.",
+    "The heart is enlarged.",
+    "There is a small left pleural effusion.",
+    "No pneumothorax is seen.",
+    "The lungs are clear.",
+    "Image Size: Width is 512 Height is 512.",
+    "A nodule in the right upper lobe.",
+    "Endotracheal tube and right internal jugular line in place.",
+    "Tumour cells with necrosis and inflammation.",
 ]
 
 
@@ -105,20 +131,42 @@ def llama_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory):
     directory = tmp_path_factory.mktemp("llama_tokenizer")
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(LLAMA_STYLE_SENTENCES * 4), model_writer=buffer, vocab_size=700, model_type="bpe",
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, byte_fallback=True, hard_vocab_limit=False,
-        character_coverage=1.0, num_threads=1, minloglevel=2,
+        sentence_iterator=iter(LLAMA_STYLE_SENTENCES * 4),
+        model_writer=buffer,
+        vocab_size=700,
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        byte_fallback=True,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        num_threads=1,
+        minloglevel=2,
     )
     (directory / "tokenizer.model").write_bytes(buffer.getvalue())
-    (directory / "tokenizer_config.json").write_text('{"add_bos_token": true, "add_eos_token": false, "tokenizer_class": "LlamaTokenizer"}')
-    (directory / "special_tokens_map.json").write_text('{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}')
+    (directory / "tokenizer_config.json").write_text(
+        '{"add_bos_token": true, "add_eos_token": false, "tokenizer_class": "LlamaTokenizer"}'
+    )
+    (directory / "special_tokens_map.json").write_text(
+        '{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}'
+    )
     return directory
 
 
 #: Chameleon's layout at toy size: two levels (16 -> 8 pixels), attention blocks at resolution 8.
 TINY_VQGAN = VQGANConfig(
-    embed_dim=8, n_embed=16, z_channels=8, resolution=16, in_channels=3, out_ch=3,
-    ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,),
+    embed_dim=8,
+    n_embed=16,
+    z_channels=8,
+    resolution=16,
+    in_channels=3,
+    out_ch=3,
+    ch=32,
+    ch_mult=(1, 2),
+    num_res_blocks=1,
+    attn_resolutions=(8,),
 )
 TRAINING_KEYS = {
     "loss.logvar": torch.zeros(()),
@@ -130,9 +178,16 @@ TRAINING_KEYS = {
 def chameleon_yaml(config: VQGANConfig, **ddconfig_changes: object) -> dict:
     """A vqgan.yaml document laid out as Chameleon's (target, params, ddconfig, lossconfig)."""
     ddconfig = {
-        "double_z": False, "z_channels": config.z_channels, "resolution": config.resolution,
-        "in_channels": 3, "out_ch": 3, "ch": config.ch, "ch_mult": list(config.ch_mult),
-        "num_res_blocks": config.num_res_blocks, "attn_resolutions": list(config.attn_resolutions), "dropout": 0.0,
+        "double_z": False,
+        "z_channels": config.z_channels,
+        "resolution": config.resolution,
+        "in_channels": 3,
+        "out_ch": 3,
+        "ch": config.ch,
+        "ch_mult": list(config.ch_mult),
+        "num_res_blocks": config.num_res_blocks,
+        "attn_resolutions": list(config.attn_resolutions),
+        "dropout": 0.0,
     }
     ddconfig.update(ddconfig_changes)
     return {
@@ -154,7 +209,9 @@ def chameleon_yaml(config: VQGANConfig, **ddconfig_changes: object) -> dict:
 
 def lightning_checkpoint(path: Path, state: dict[str, torch.Tensor], **extra: object) -> Path:
     """A Lightning-style checkpoint: weights plus training-loss keys under state_dict, and bookkeeping."""
-    torch.save({"epoch": 0, "global_step": 1, "state_dict": {**state, **TRAINING_KEYS}, "optimizer_states": [], **extra}, path)
+    torch.save(
+        {"epoch": 0, "global_step": 1, "state_dict": {**state, **TRAINING_KEYS}, "optimizer_states": [], **extra}, path
+    )
     return path
 
 
@@ -176,12 +233,22 @@ RELEASE_HIDDEN, RELEASE_LAYERS = 32, 2
 def tiny_liquid_config(num_layers: int = 4) -> GemmaConfig:
     """The tiny 'Liquid config it was trained from' (more layers than the release keeps, as Liquid's 28 > 10)."""
     return GemmaConfig(
-        vocab_size=264, hidden_size=RELEASE_HIDDEN, intermediate_size=64, num_hidden_layers=num_layers, num_attention_heads=4,
-        num_key_value_heads=4, head_dim=8, max_position_embeddings=128, tie_word_embeddings=True, pad_token_id=0,
+        vocab_size=264,
+        hidden_size=RELEASE_HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        head_dim=8,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=0,
     )
 
 
-def fabricate_medim_release(directory: Path, *, vocab_size: int, prefix: str = "", seed: int = 0) -> dict[str, torch.Tensor]:
+def fabricate_medim_release(
+    directory: Path, *, vocab_size: int, prefix: str = "", seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A MeDiM-style save_state folder: the modified GemmaForCausalLM's weights, lm_head dropped as tied.
 
     Same key names and structure as the released checkpoint (hidden 32, 2 layers, `vocab_size` rows).
@@ -200,7 +267,11 @@ def fabricate_medim_release(directory: Path, *, vocab_size: int, prefix: str = "
     state["model.time_embedder.mlp.2.weight"] = torch.randn(RELEASE_HIDDEN, RELEASE_HIDDEN) * 0.05
     state["model.time_embedder.mlp.2.bias"] = torch.randn(RELEASE_HIDDEN) * 0.05
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {prefix + k: v.contiguous() for k, v in state.items()},
+        str(directory / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     optimizer = torch.optim.AdamW(model.parameters())
     torch.save(optimizer.state_dict(), directory / "optimizer.bin")
     torch.save({"last_epoch": 0}, directory / "scheduler.bin")

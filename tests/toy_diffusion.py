@@ -22,7 +22,11 @@ MASK = TEXT_VALUES + IMAGE_VALUES
 VOCAB = MASK + 1
 #: Every sequence as layout ids [54, 4]: c, then the three image codes shifted by the image offset.
 STATES = torch.tensor(
-    [[c, *(TEXT_VALUES + x for x in xs)] for c in range(TEXT_VALUES) for xs in itertools.product(range(IMAGE_VALUES), repeat=IMAGE_LENGTH)]
+    [
+        [c, *(TEXT_VALUES + x for x in xs)]
+        for c in range(TEXT_VALUES)
+        for xs in itertools.product(range(IMAGE_VALUES), repeat=IMAGE_LENGTH)
+    ]
 )
 IMAGE_TARGETS = torch.arange(1, 1 + IMAGE_LENGTH)
 ALL_TARGETS = torch.arange(0, 1 + IMAGE_LENGTH)
@@ -100,7 +104,9 @@ class ExactDenoiser(Backbone):
     def output_weight(self) -> Tensor:
         return torch.eye(VOCAB)
 
-    def logits(self, hidden: Tensor, positions: Tensor | None = None, vocab_range: tuple[int, int] | None = None) -> Tensor:
+    def logits(
+        self, hidden: Tensor, positions: Tensor | None = None, vocab_range: tuple[int, int] | None = None
+    ) -> Tensor:
         return hidden if positions is None else hidden[:, positions]
 
 

@@ -67,7 +67,9 @@ class Backbone(nn.Module):
         """[V, D] matrix mapping hidden states to token logits (the tied embedding or a head)."""
         raise NotImplementedError
 
-    def logits(self, hidden: Tensor, positions: Tensor | None = None, vocab_range: tuple[int, int] | None = None) -> Tensor:
+    def logits(
+        self, hidden: Tensor, positions: Tensor | None = None, vocab_range: tuple[int, int] | None = None
+    ) -> Tensor:
         """Logits [B, P, V'] at `positions` ([P] shared or [B, P] per sample) over ids [lo, hi)."""
         if positions is not None:
             if positions.ndim == 1:

@@ -36,9 +36,7 @@ class TimestepEmbedder(nn.Module):
     def __init__(self, hidden_size: int, frequency_dim: int = 256) -> None:
         super().__init__()
         self.frequency_dim = frequency_dim
-        self.mlp = nn.Sequential(
-            nn.Linear(frequency_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
-        )
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
     def forward(self, noise_level: Tensor) -> Tensor:
         embedding = sinusoidal_embedding(noise_level, self.frequency_dim)

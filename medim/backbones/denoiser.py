@@ -62,7 +62,8 @@ class DenoiserParams(ComponentParams):
         "one_plus", description="gate as 1 + g (identity at zero init) or g (MeDiM's arithmetic)"
     )
     learned_positions: bool = Field(
-        False, description="add a learned absolute position embedding to RoPE; lets a small model find image patches by place"
+        False,
+        description="add a learned absolute position embedding to RoPE; lets a small model find image patches by place",
     )
     attn_implementation: Literal["sdpa", "eager"] = Field(
         "sdpa", description="sdpa picks Flash/memory-efficient kernels itself; eager is the reference"
@@ -71,7 +72,7 @@ class DenoiserParams(ComponentParams):
     gradient_checkpointing: bool = Field(False, description="recompute each layer in the backward pass to save memory")
 
     @model_validator(mode="after")
-    def _adaln_needs_time(self) -> "DenoiserParams":
+    def _adaln_needs_time(self) -> DenoiserParams:
         if self.adaln and not self.timestep_embedding:
             raise ValueError("adaln needs timestep_embedding: true (AdaLN is driven by the timestep embedding)")
         return self
@@ -82,7 +83,9 @@ class DecoderDenoiser(Backbone):
 
     accepts_token_levels = True
 
-    def __init__(self, params: DenoiserParams, config: PretrainedConfig, *, max_seq_len: int, empty_llm: bool = False) -> None:
+    def __init__(
+        self, params: DenoiserParams, config: PretrainedConfig, *, max_seq_len: int, empty_llm: bool = False
+    ) -> None:
         """`empty_llm` puts the LLM's parameters on the meta device, to be filled from a checkpoint."""
         super().__init__()
         self.params = params
@@ -134,7 +137,9 @@ class DecoderDenoiser(Backbone):
         for layer_index, layer in enumerate(self.model.layers):
             modulation = self.adaln[layer_index](c, index) if self.adaln is not None else (None, None)
             if recompute:
-                hidden = checkpoint(self._layer, layer, hidden, rotary, mask, is_causal, modulation, use_reentrant=False)
+                hidden = checkpoint(
+                    self._layer, layer, hidden, rotary, mask, is_causal, modulation, use_reentrant=False
+                )
             else:
                 hidden = self._layer(layer, hidden, rotary, mask, is_causal, modulation)
         return self.model.norm(hidden)
@@ -155,12 +160,16 @@ class DecoderDenoiser(Backbone):
         attn_mod, mlp_mod = modulation
 
         def attend(h: Tensor) -> Tensor:
-            return layer.self_attn(hidden_states=h, position_embeddings=rotary, attention_mask=mask, is_causal=is_causal)[0]
+            return layer.self_attn(
+                hidden_states=h, position_embeddings=rotary, attention_mask=mask, is_causal=is_causal
+            )[0]
 
         hidden = _sub_block(hidden, layer.input_layernorm, attn_mod, attend)
         return _sub_block(hidden, layer.post_attention_layernorm, mlp_mod, layer.mlp)
 
-    def _attention_mask(self, padding_mask: Tensor | None, length: int, dtype: torch.dtype) -> tuple[Tensor | None, bool]:
+    def _attention_mask(
+        self, padding_mask: Tensor | None, length: int, dtype: torch.dtype
+    ) -> tuple[Tensor | None, bool]:
         """(mask for the attention function, is_causal).
 
         SDPA: None or a [B, 1, 1, L] bool mask, plus its own causal flag; only the causal

@@ -31,7 +31,7 @@ class HFDecoderBackbone(DecoderDenoiser):
         tie_embeddings: bool = True
 
         @model_validator(mode="after")
-        def _consistent(self) -> "HFDecoderBackbone.Params":
+        def _consistent(self) -> HFDecoderBackbone.Params:
             if self.hidden_size % self.num_heads:
                 raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
             if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:

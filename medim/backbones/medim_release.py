@@ -89,13 +89,21 @@ def load_release(backbone: DecoderDenoiser, state: dict[str, Tensor]) -> None:
     expected = dict(backbone.state_dict())
     missing = sorted(set(expected) - set(mapped))
     unexpected = sorted(set(mapped) - set(expected))
-    wrong = [f"{k} {list(mapped[k].shape)} vs {list(expected[k].shape)}" for k in expected if k in mapped and mapped[k].shape != expected[k].shape]
+    wrong = [
+        f"{k} {list(mapped[k].shape)} vs {list(expected[k].shape)}"
+        for k in expected
+        if k in mapped and mapped[k].shape != expected[k].shape
+    ]
     if missing or unexpected or wrong:
         raise DataError(
             "MeDiM's released weights do not fit this backbone: "
             + "; ".join(
                 f"{label}: {', '.join(items[:6])}{' ...' if len(items) > 6 else ''}"
-                for label, items in (("missing", missing), ("unexpected", unexpected), ("shape (checkpoint vs model)", wrong))
+                for label, items in (
+                    ("missing", missing),
+                    ("unexpected", unexpected),
+                    ("shape (checkpoint vs model)", wrong),
+                )
                 if items
             )
             + " (the layout must give 40196 rows: Llama-2 text + <boi>/<eoi>/<eos> + mask + 8192 image codes)"

@@ -25,7 +25,8 @@ def parameter_table(module: nn.Module) -> str:
     width = max(len(k) for k in [*groups, "total"])
     lines = [f"  {name:<{width}}  {count:>15,}" for name, count in groups.items()]
     lines.append(
-        f"  {'total':<{width}}  {total:>15,}  ({_count(total)}; {_bytes(2 * total)} in bf16, {_bytes(4 * total)} in fp32)"
+        f"  {'total':<{width}}  {total:>15,}  "
+        f"({_count(total)}; {_bytes(2 * total)} in bf16, {_bytes(4 * total)} in fp32)"
     )
     return "\n".join(lines)
 

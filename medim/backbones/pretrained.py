@@ -129,7 +129,9 @@ class PretrainedDecoder(DecoderDenoiser):
         if self.head is not None:
             if "lm_head.weight" not in files.weight_map:
                 raise DataError(f"checkpoint {files.directory} has untied embeddings but no 'lm_head.weight'")
-            set_module_tensor_to_device(self, "head.weight", "cpu", value=self._rows(files, "lm_head.weight", sources).to(dtype))
+            set_module_tensor_to_device(
+                self, "head.weight", "cpu", value=self._rows(files, "lm_head.weight", sources).to(dtype)
+            )
         self.to(dtype)
         new = int((sources < 0).sum())
         print(
@@ -148,7 +150,9 @@ class PretrainedDecoder(DecoderDenoiser):
             raise DataError(f"checkpoint {files.directory} has no tensor {key!r}, which the model needs")
         found = files.shape(key)
         if found != shape:
-            raise DataError(f"checkpoint {files.directory}: {key!r} has shape {list(found)}, the config implies {list(shape)}")
+            raise DataError(
+                f"checkpoint {files.directory}: {key!r} has shape {list(found)}, the config implies {list(shape)}"
+            )
         return files.read(key)
 
     def _rows(self, files: CheckpointFiles, key: str, sources: Tensor) -> Tensor:
@@ -174,7 +178,7 @@ class HFCheckpointBackbone(PretrainedDecoder):
 
 @BACKBONES.register("liquid")
 class LiquidBackbone(PretrainedDecoder):
-    """Liquid_V1_7B (Gemma architecture, Chameleon image codes in its vocabulary) cut to its first layers: MeDiM's denoiser."""
+    """Liquid_V1_7B (Gemma, Chameleon image codes in its vocabulary) cut to its first layers: MeDiM's denoiser."""
 
     class Params(PretrainedParams):
         num_layers: int | None = Field(10, gt=0, description="keep the first N decoder layers (MeDiM: 10 of 28)")

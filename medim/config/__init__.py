@@ -13,6 +13,14 @@ from medim.config.schema import (
 )
 
 __all__ = [
-    "COMPONENT_BLOCKS", "EvalConfig", "ExperimentConfig", "TrainConfig", "find_experiment",
-    "list_experiments", "load_experiment", "load_resolved", "validate_experiment", "with_overrides",
+    "COMPONENT_BLOCKS",
+    "EvalConfig",
+    "ExperimentConfig",
+    "TrainConfig",
+    "find_experiment",
+    "list_experiments",
+    "load_experiment",
+    "load_resolved",
+    "validate_experiment",
+    "with_overrides",
 ]

@@ -1,8 +1,8 @@
 """The validated experiment: one `ExperimentConfig` built from layered YAML and overrides.
 
-Component blocks (`backbone:`, `sampler:`, ...) are validated by their registry's
-`Params` model and stored back with every default filled in, so `resolved.yaml`
-shows exactly what ran.
+Component blocks (`backbone:`, `sampler:`, ...) become typed `ComponentSpec`s (a name and
+its validated `Params`, every default filled in); they dump back to flat blocks, so
+`resolved.yaml` shows exactly what ran.
 """
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from medim.config.components import (
+    BackboneSpec,
+    ComponentSpec,
+    DatasetSpec,
+    LayoutSpec,
+    NoiseSpec,
+    ObjectiveSpec,
+    SamplerSpec,
+    TaskSpec,
+    TokenizerSpec,
+)
 from medim.config.loading import (
     apply_overrides,
     changed_keys,
@@ -21,31 +32,22 @@ from medim.config.loading import (
     load_layered,
     read_yaml,
 )
-from medim.errors import ConfigError, RegistryError
-from medim.registry import (
-    BACKBONES,
-    DATASETS,
-    LAYOUTS,
-    NOISE,
-    OBJECTIVES,
-    SAMPLERS,
-    TASKS,
-    TOKENIZERS,
-    Registry,
-)
+from medim.config.modalities import ModalityName
+from medim.errors import ConfigError
+from medim.registry import TOKENIZERS, Registry
 from medim.registry.params import describe_validation_error
 
 #: Dotted path of each component block and the registry that validates it.
 COMPONENT_BLOCKS: dict[str, Registry] = {
-    "data": DATASETS,
-    "tokenizers.image": TOKENIZERS,
-    "tokenizers.text": TOKENIZERS,
-    "layout": LAYOUTS,
-    "backbone": BACKBONES,
-    "noise": NOISE,
-    "objective": OBJECTIVES,
-    "sampler": SAMPLERS,
-    "task": TASKS,
+    "data": DatasetSpec.registry,
+    "tokenizers.image": TokenizerSpec.registry,
+    "tokenizers.text": TokenizerSpec.registry,
+    "layout": LayoutSpec.registry,
+    "backbone": BackboneSpec.registry,
+    "noise": NoiseSpec.registry,
+    "objective": ObjectiveSpec.registry,
+    "sampler": SamplerSpec.registry,
+    "task": TaskSpec.registry,
 }
 
 
@@ -83,7 +85,7 @@ class EvalConfig(_Section):
     num_samples: int = Field(200, gt=0, description="held-out pairs used for image->text and text->image")
     joint_samples: int = Field(64, ge=0, description="unconditional image+report pairs to generate")
     num_steps: int = Field(32, gt=0, description="sampler steps per generation (also `medim generate`'s default)")
-    modality_steps: dict[Literal["image", "text"], PositiveInt] = Field(
+    modality_steps: dict[ModalityName, PositiveInt] = Field(
         default_factory=dict,
         description="per-modality step counts in joint generation, e.g. {image: 128, text: 64}; others use num_steps",
     )
@@ -96,8 +98,8 @@ class EvalConfig(_Section):
 class TokenizersConfig(_Section):
     """The image and text tokenizers (each a `tokenizers` component)."""
 
-    image: dict[str, Any]
-    text: dict[str, Any]
+    image: TokenizerSpec
+    text: TokenizerSpec
 
 
 class ExperimentConfig(_Section):
@@ -107,14 +109,17 @@ class ExperimentConfig(_Section):
     description: str = ""
     seed: int = 0
     output_dir: str = "runs"
-    data: dict[str, Any]
+    data: DatasetSpec
     tokenizers: TokenizersConfig
-    layout: dict[str, Any]
-    backbone: dict[str, Any]
-    noise: dict[str, Any]
-    objective: dict[str, Any] = Field(default_factory=lambda: {"name": "elbo"}, description="training loss and corruption")
-    sampler: dict[str, Any]
-    task: dict[str, Any]
+    layout: LayoutSpec
+    backbone: BackboneSpec
+    noise: NoiseSpec
+    objective: ObjectiveSpec = Field(
+        default_factory=lambda: ObjectiveSpec.model_validate({"name": "elbo"}),
+        description="training loss and corruption",
+    )
+    sampler: SamplerSpec
+    task: TaskSpec
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
 
@@ -123,7 +128,7 @@ class ExperimentConfig(_Section):
         """Where `medim train` writes this experiment's outputs."""
         return Path(self.output_dir) / self.name
 
-    def component(self, path: str) -> dict[str, Any]:
+    def component(self, path: str) -> ComponentSpec:
         """The block at a dotted component path such as `tokenizers.image`."""
         node: Any = self
         for part in path.split("."):
@@ -154,7 +159,7 @@ def load_resolved(path: str | Path) -> ExperimentConfig:
     """A run's `resolved.yaml`, validated; keys of older versions that had no effect are dropped, and
     sections added since (e.g. `objective`) take their defaults, which match what those versions did."""
     data = read_yaml(Path(path))
-    for (section, key) in RETIRED_KEYS:
+    for section, key in RETIRED_KEYS:
         if isinstance(data.get(section), dict):
             data[section].pop(key, None)
     return validate_experiment(data, context=str(path))
@@ -168,9 +173,14 @@ def with_overrides(
         return config
     before = config.model_dump(mode="json")
     updated = validate_experiment(
-        apply_overrides(before, list(overrides), set(COMPONENT_BLOCKS)), f"{context} (with overrides {' '.join(overrides)})"
+        apply_overrides(before, list(overrides), set(COMPONENT_BLOCKS)),
+        f"{context} (with overrides {' '.join(overrides)})",
     )
-    fixed = [k for k in changed_keys(before, updated.model_dump(mode="json")) if only is not None and k.split(".")[0] not in only]
+    fixed = [
+        k
+        for k in changed_keys(before, updated.model_dump(mode="json"))
+        if only is not None and k.split(".")[0] not in only
+    ]
     if fixed:
         raise ConfigError(
             f"{context}: overrides may change only {', '.join(f'{s}.*' for s in only or ())} here, "
@@ -180,42 +190,34 @@ def with_overrides(
 
 
 def validate_experiment(data: dict[str, Any], context: str = "experiment") -> ExperimentConfig:
-    """Validate a merged experiment dict: sections, then each component block by its registry."""
+    """Validate a merged experiment dict, every section and component block at once; all problems in one error."""
     try:
         config = ExperimentConfig(**data)
     except ValidationError as exc:
         raise ConfigError(f"{context} is invalid:\n{describe_validation_error(exc)}") from None
     except TypeError as exc:
         raise ConfigError(f"{context} is invalid: {exc}") from None
-    resolved = config.model_dump()
-    for path, registry in COMPONENT_BLOCKS.items():
-        block = config.component(path)
-        try:
-            params = registry.validate(block, where=path)
-        except RegistryError as exc:
-            raise ConfigError(f"{context}: {path}: {exc}") from None
-        _set_dotted(resolved, path, {"name": block["name"], **params.model_dump(mode="json")})
-    config = ExperimentConfig(**resolved)
     check_compatibility(config, context)
     return config
 
 
 def check_compatibility(config: ExperimentConfig, context: str) -> None:
     """Cross-component checks that need no built component (the rest happen at build time)."""
-    sampler = SAMPLERS.get(config.sampler["name"]).cls
-    noise = NOISE.get(config.noise["name"]).cls
+    sampler = config.sampler.entry_class()
+    noise = config.noise.entry_class()
     supported = getattr(sampler, "supported_noise", ())
     if noise.noise_kind not in supported:
         raise ConfigError(
-            f"{context}: sampler {config.sampler['name']!r} supports noise kinds {list(supported)}, "
-            f"but noise {config.noise['name']!r} is {noise.noise_kind!r}; choose a matching sampler or noise"
+            f"{context}: sampler {config.sampler.name!r} supports noise kinds {list(supported)}, "
+            f"but noise {config.noise.name!r} is {noise.noise_kind!r}; choose a matching sampler or noise"
         )
     for path in ("tokenizers.image", "tokenizers.text"):
-        modality = TOKENIZERS.get(config.component(path)["name"]).cls.modality
+        spec = config.component(path)
+        modality = spec.entry_class().modality
         expected = path.split(".")[1]
         if modality != expected:
             raise ConfigError(
-                f"{context}: {path} names {config.component(path)['name']!r}, which tokenizes "
+                f"{context}: {path} names {spec.name!r}, which tokenizes "
                 f"{modality}s, not {expected}s; choose one of: {', '.join(tokenizer_names(expected))}"
             )
 
@@ -223,10 +225,3 @@ def check_compatibility(config: ExperimentConfig, context: str) -> None:
 def tokenizer_names(modality: str) -> list[str]:
     """Registered tokenizers of one modality (`image` or `text`)."""
     return [n for n in TOKENIZERS.names() if TOKENIZERS.get(n).cls.modality == modality]
-
-
-def _set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        data = data[part]
-    data[last] = value

@@ -1,0 +1,5 @@
+#: Modules here that hold shared machinery and register no dataset. The registry imports every module
+#: of this package on its first lookup; tests/registry/test_builtin_discovery.py checks this list.
+SUPPORT_MODULES: frozenset[str] = frozenset(
+    {"findings", "paired", "phantom_cxr", "phantom_pathology", "phantoms", "reports", "token_shards"}
+)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from medim.data import phantom_cxr, phantom_pathology, phantoms, reports
 from medim.data.findings import FINDINGS_BY_DOMAIN
-from medim.data.paired import PairedDataset, PairedSplit
+from medim.data.paired import FindingLabels, PairedDataset, PairedSplit
 from medim.data.phantoms import make_sample
 from medim.data.reports import parse_report
 from medim.io import atomic_write, cache_root, stable_hash
@@ -58,7 +58,11 @@ class EmbeddedPhantoms(PairedDataset):
         return self._splits[name]
 
     def parse_report(self, text: str) -> frozenset[str]:
+        """Finding labels a (possibly generated) report states, in any of the dataset's domains."""
         return frozenset().union(*(parse_report(domain, text) for domain in self.domains))
+
+    def finding_labels(self) -> FindingLabels:
+        return FindingLabels(self.findings, self.parse_report)
 
     def _count(self, split: str) -> int:
         return {"train": self.params.num_train, "val": self.params.num_val, "test": self.params.num_test}[split]

@@ -53,9 +53,7 @@ def labels_to_multihot(labels: Iterable[str], domain: str) -> np.ndarray:
     wanted = set(labels)
     unknown = wanted.difference(vocabulary)
     if unknown:
-        raise DataError(
-            f"unknown {domain} finding(s) {sorted(unknown)}; valid findings: {', '.join(vocabulary)}"
-        )
+        raise DataError(f"unknown {domain} finding(s) {sorted(unknown)}; valid findings: {', '.join(vocabulary)}")
     return np.array([name in wanted for name in vocabulary], dtype=bool)
 
 
@@ -64,7 +62,5 @@ def multihot_to_labels(multihot: np.ndarray, domain: str) -> frozenset[str]:
     vocabulary = findings_for(domain)
     flags = np.asarray(multihot).reshape(-1)
     if flags.shape[0] != len(vocabulary):
-        raise DataError(
-            f"multi-hot vector for {domain} has length {flags.shape[0]}, expected {len(vocabulary)}"
-        )
+        raise DataError(f"multi-hot vector for {domain} has length {flags.shape[0]}, expected {len(vocabulary)}")
     return frozenset(name for name, flag in zip(vocabulary, flags) if flag)

@@ -202,7 +202,12 @@ def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, f
 
 
 def _draw_effusion(
-    image: np.ndarray, x: np.ndarray, y: np.ndarray, lungs: dict[str, np.ndarray], anatomy: _Anatomy, side: str,
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    lungs: dict[str, np.ndarray],
+    anatomy: _Anatomy,
+    side: str,
     rng: np.random.Generator,
 ) -> None:
     """White basal fluid with a meniscus climbing the lateral wall; blunts the costophrenic angle."""
@@ -215,8 +220,14 @@ def _draw_effusion(
 
 
 def _draw_pneumothorax(
-    image: np.ndarray, x: np.ndarray, y: np.ndarray, lungs: dict[str, np.ndarray], anatomy: _Anatomy, side: str,
-    heart_rx: float, rng: np.random.Generator,
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    lungs: dict[str, np.ndarray],
+    anatomy: _Anatomy,
+    side: str,
+    heart_rx: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Collapse the lung towards its hilum: the freed apical/lateral rim becomes black
     air without markings, bounded by a bright visceral pleural line. Returns the
@@ -239,8 +250,15 @@ def _draw_pneumothorax(
 
 
 def _draw_nodule(
-    image: np.ndarray, x: np.ndarray, y: np.ndarray, aerated: dict[str, np.ndarray], anatomy: _Anatomy, side: str,
-    zone: str, pixel: float, rng: np.random.Generator,
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    aerated: dict[str, np.ndarray],
+    anatomy: _Anatomy,
+    side: str,
+    zone: str,
+    pixel: float,
+    rng: np.random.Generator,
 ) -> None:
     """One bright round blob (5-7 design px across) inside the requested lung zone."""
     radius = rng.uniform(2.5, 3.5)
@@ -260,9 +278,7 @@ def _draw_nodule(
     image += alpha * (NODULE - image)
 
 
-def _draw_device(
-    image: np.ndarray, x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, rng: np.random.Generator
-) -> None:
+def _draw_device(image: np.ndarray, x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, rng: np.random.Generator) -> None:
     """A bright tube or line, sometimes with a port / pacemaker box."""
     cx, top = anatomy.cx, anatomy.lung_top
     kind = rng.choice(["tubes", "central_line", "pacemaker"], p=[0.4, 0.3, 0.3])
@@ -327,8 +343,13 @@ def draw_cxr(labels: frozenset[str], rng: np.random.Generator, size: int = 64) -
 
 
 def _draw_anatomy(
-    x: np.ndarray, y: np.ndarray, anatomy: _Anatomy, lungs: dict[str, np.ndarray], heart_rx: float,
-    rng: np.random.Generator, size: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    anatomy: _Anatomy,
+    lungs: dict[str, np.ndarray],
+    heart_rx: float,
+    rng: np.random.Generator,
+    size: int,
 ) -> np.ndarray:
     """Normal chest: body, shoulders, mediastinum, heart, aerated lungs with
     hilar markings, ribs and clavicles."""

@@ -78,13 +78,24 @@ def ensure_shards(
     """The shards of `directory` for `identity`, building (or finishing) them first when needed."""
     manifest = _read_manifest(directory)
     if manifest is not None and (manifest["identity"] != identity or manifest["num_samples"] != num_samples):
-        print(f"{label}: cached tokens in {directory} were made by {_difference(manifest['identity'], identity)}; "
-              f"rebuilding", file=sys.stderr)
+        print(
+            f"{label}: cached tokens in {directory} were made by {_difference(manifest['identity'], identity)}; "
+            f"rebuilding",
+            file=sys.stderr,
+        )
         shutil.rmtree(directory)
         manifest = None
     if manifest is None:
-        manifest = {"identity": identity, "num_samples": num_samples, "shard_size": shard_size, "seq_len": None,
-                    "complete_shards": [], "truncated": 0, "complete": False, "images_per_second": None}
+        manifest = {
+            "identity": identity,
+            "num_samples": num_samples,
+            "shard_size": shard_size,
+            "seq_len": None,
+            "complete_shards": [],
+            "truncated": 0,
+            "complete": False,
+            "images_per_second": None,
+        }
     if not manifest["complete"]:
         _build(directory, manifest, make_rows, progress, label)
     return TokenShards(directory, manifest)
@@ -102,7 +113,9 @@ def _build(directory: Path, manifest: dict[str, Any], make_rows: RowMaker, progr
             start, stop = index * size, min(total, (index + 1) * size)
             rows, truncated = make_rows(start, stop)
             if rows.shape[0] != stop - start:
-                raise DataError(f"{label}: expected {stop - start} rows for samples {start}..{stop - 1}, got {rows.shape[0]}")
+                raise DataError(
+                    f"{label}: expected {stop - start} rows for samples {start}..{stop - 1}, got {rows.shape[0]}"
+                )
             atomic_write(directory / _shard_name(index), lambda tmp, rows=rows: _save_npy(tmp, rows))
             manifest["seq_len"] = int(rows.shape[1])
             manifest["truncated"] += truncated

@@ -70,10 +70,7 @@ class FindingNet(nn.Module):
 def _check_images(images: np.ndarray, image_size: tuple[int, int] | None = None) -> None:
     """Reject anything but uint8 [N, H, W, 3], of the given H, W when known."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(
-            f"images must be a uint8 array [N, H, W, 3], "
-            f"got dtype {images.dtype} shape {images.shape}"
-        )
+        raise ValueError(f"images must be a uint8 array [N, H, W, 3], got dtype {images.dtype} shape {images.shape}")
     if image_size is not None and images.shape[1:3] != image_size:
         raise ValueError(
             f"images are {images.shape[1]}x{images.shape[2]}, "
@@ -96,9 +93,7 @@ def _augmented(images: np.ndarray, generator: torch.Generator) -> torch.Tensor:
     size, height, width, _ = images.shape
     padded = np.pad(images, ((0, 0), (_MAX_SHIFT,) * 2, (_MAX_SHIFT,) * 2, (0, 0)), mode="edge")
     shifts = torch.randint(0, 2 * _MAX_SHIFT + 1, (size, 2), generator=generator).tolist()
-    shifted = np.stack(
-        [image[dy : dy + height, dx : dx + width] for image, (dy, dx) in zip(padded, shifts)]
-    )
+    shifted = np.stack([image[dy : dy + height, dx : dx + width] for image, (dy, dx) in zip(padded, shifts)])
     batch = _to_tensor(shifted)
     contrast = 1 + 0.2 * (torch.rand(size, 1, 1, 1, generator=generator) - 0.5)
     brightness = 0.1 * (torch.rand(size, 1, 1, 1, generator=generator) - 0.5)
@@ -110,9 +105,7 @@ def _augmented(images: np.ndarray, generator: torch.Generator) -> torch.Tensor:
 class FindingClassifier:
     """A trained :class:`FindingNet` with the label names and image size it expects."""
 
-    def __init__(
-        self, network: FindingNet, label_names: Sequence[str], image_size: tuple[int, int]
-    ) -> None:
+    def __init__(self, network: FindingNet, label_names: Sequence[str], image_size: tuple[int, int]) -> None:
         self.network = network.eval()
         self.label_names = tuple(label_names)
         self.image_size = image_size
@@ -163,8 +156,7 @@ class FindingClassifier:
             height, width = checkpoint["image_size"]
         except Exception as error:  # any failure here means the file is not usable
             raise DataError(
-                f"finding classifier checkpoint {path} is malformed "
-                f"(not written by FindingClassifier.save?): {error}"
+                f"finding classifier checkpoint {path} is malformed (not written by FindingClassifier.save?): {error}"
             ) from error
         return cls(network, label_names, (int(height), int(width)))
 

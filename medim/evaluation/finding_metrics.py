@@ -76,8 +76,7 @@ def finding_scores(
     """
     if len(predicted) != len(reference):
         raise ValueError(
-            f"predicted and reference must have the same length, "
-            f"got {len(predicted)} and {len(reference)}"
+            f"predicted and reference must have the same length, got {len(predicted)} and {len(reference)}"
         )
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels contains duplicates: {list(labels)}")
@@ -93,9 +92,7 @@ def finding_scores(
         fp = sum(label in p and label not in r for p, r in zip(predicted, reference))
         fn = sum(label not in p and label in r for p, r in zip(predicted, reference))
         precision, recall, f1 = _prf(tp, fp, fn)
-        per_label[label] = LabelScores(
-            precision=precision, recall=recall, f1=f1, support=tp + fn
-        )
+        per_label[label] = LabelScores(precision=precision, recall=recall, f1=f1, support=tp + fn)
         if tp + fp + fn:
             macro_f1s.append(f1)
         total_tp, total_fp, total_fn = total_tp + tp, total_fp + fp, total_fn + fn

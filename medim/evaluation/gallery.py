@@ -38,9 +38,7 @@ def _wrap_caption(caption: str, width: int, max_lines: int) -> list[str]:
 def _check_image(image: np.ndarray, shape: tuple[int, ...], where: str) -> None:
     """Reject anything but a uint8 RGB array shaped like the first image."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"{where} must be a uint8 HxWx3 array, got dtype {image.dtype} shape {image.shape}"
-        )
+        raise ValueError(f"{where} must be a uint8 HxWx3 array, got dtype {image.dtype} shape {image.shape}")
     if image.shape != shape:
         raise ValueError(f"{where} has shape {image.shape}, expected {shape} like the first image")
 

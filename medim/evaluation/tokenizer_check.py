@@ -102,15 +102,28 @@ def reconstruct_folder(
             codes_seen.update(codes.flatten().tolist())
             for path, original, image in zip(chunk, originals, rebuilt):
                 value = psnr(original, image)
-                rows.append({"file": str(path.relative_to(folder)), "psnr": None if math.isinf(value) else value,
-                             "identical": math.isinf(value), "ssim": ssim(original, image)})
+                rows.append(
+                    {
+                        "file": str(path.relative_to(folder)),
+                        "psnr": None if math.isinf(value) else value,
+                        "identical": math.isinf(value),
+                        "ssim": ssim(original, image),
+                    }
+                )
                 if out_dir is not None and len(rows) <= GALLERY_SIZE:
                     side_by_side = np.concatenate([original, image], axis=1)
-                    atomic_write(out_dir / f"{len(rows) - 1:03d}.png", lambda tmp, a=side_by_side: Image.fromarray(a).save(tmp, format="PNG"))
+                    atomic_write(
+                        out_dir / f"{len(rows) - 1:03d}.png",
+                        lambda tmp, a=side_by_side: Image.fromarray(a).save(tmp, format="PNG"),
+                    )
             bar.update(len(chunk))
     report = {
-        "tokenizer": {"identity": tokenizer.identity(), "tokens_per_image": tokenizer.tokens_per_image,
-                      "image_size": tokenizer.image_size, "codebook_size": tokenizer.codebook_size},
+        "tokenizer": {
+            "identity": tokenizer.identity(),
+            "tokens_per_image": tokenizer.tokens_per_image,
+            "image_size": tokenizer.image_size,
+            "codebook_size": tokenizer.codebook_size,
+        },
         "images": len(rows),
         "psnr": _summary([r["psnr"] for r in rows if r["psnr"] is not None]),
         "identical_images": sum(r["identical"] for r in rows),
@@ -130,29 +143,42 @@ def reconstruct_from_cli(args: argparse.Namespace) -> dict[str, Any]:
     from medim.config import load_experiment
     from medim.experiment import build_experiment
     from medim.io import cache_root
-    from medim.registry import TOKENIZERS
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise DataError("--batch-size and --limit must be at least 1")
     find_images(args.folder)  # fail on a bad folder before building anything
     config = load_experiment(args.experiment, args.overrides)
-    tokenizer: ImageTokenizer = TOKENIZERS.build(config.tokenizers.image, where="tokenizers.image")
+    tokenizer: ImageTokenizer = config.tokenizers.image.build()
     if tokenizer.needs_corpus():  # trained on the experiment's images: build the experiment for them
         tokenizer = build_experiment(config, progress=not args.quiet).image_tokenizer
     else:
         tokenizer.prepare(None, cache_root())
     out = args.out or Path("reconstruction")
     report = reconstruct_folder(
-        tokenizer, args.folder, out_dir=out, batch_size=args.batch_size, limit=args.limit,
+        tokenizer,
+        args.folder,
+        out_dir=out,
+        batch_size=args.batch_size,
+        limit=args.limit,
         progress=not args.quiet,
     )
     psnr_summary, ssim_summary = report["psnr"], report["ssim"]
-    print(f"{report['images']} images, {report['tokenizer']['tokens_per_image']} codes each "
-          f"({report['codebook_usage']:.1%} of the codebook used)")
+    print(
+        f"{report['images']} images, {report['tokenizer']['tokens_per_image']} codes each "
+        f"({report['codebook_usage']:.1%} of the codebook used)"
+    )
     if psnr_summary:
-        print(f"  PSNR  mean {psnr_summary['mean']:.2f} dB  median {psnr_summary['median']:.2f}  min {psnr_summary['min']:.2f}")
-    print(f"  SSIM  mean {ssim_summary['mean']:.4f}  median {ssim_summary['median']:.4f}  min {ssim_summary['min']:.4f}")
-    print(f"  encode {report['encode_images_per_second'] or 0:.1f} images/s, decode {report['decode_images_per_second'] or 0:.1f} images/s")
+        print(
+            f"  PSNR  mean {psnr_summary['mean']:.2f} dB  median {psnr_summary['median']:.2f}  "
+            f"min {psnr_summary['min']:.2f}"
+        )
+    print(
+        f"  SSIM  mean {ssim_summary['mean']:.4f}  median {ssim_summary['median']:.4f}  min {ssim_summary['min']:.4f}"
+    )
+    print(
+        f"  encode {report['encode_images_per_second'] or 0:.1f} images/s, "
+        f"decode {report['decode_images_per_second'] or 0:.1f} images/s"
+    )
     print(f"report: {out / 'reconstruction.json'}; side-by-side images: {out}/*.png", file=sys.stderr)
     return report
 

@@ -24,7 +24,9 @@ from torch import Tensor
 from medim.registry import ComponentParams
 
 
-def uniform(shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None, device: str | torch.device) -> Tensor:
+def uniform(
+    shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None, device: str | torch.device
+) -> Tensor:
     """U[0, 1) samples on `device`, drawn where `generator` lives (a CPU generator can seed CUDA training,
     and the same seed gives the same corruption on either device)."""
     source = generator.device if generator is not None else device
@@ -81,16 +83,22 @@ class MaskingSchedule:
         """ELBO weight -alpha'(t) / (1 - alpha_t) of a masked token's cross-entropy."""
         return self.masking_rate(t) / self.masking(t)
 
-    def sample_t(self, batch: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> Tensor:
+    def sample_t(
+        self, batch: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
+    ) -> Tensor:
         """Training times in [t_min, 1] (float32 may round the top slice up to 1); stratified (one per 1/batch
         slice, shuffled) when antithetic."""
         u = uniform((batch,), generator, device)
         if self.antithetic:
-            order = torch.randperm(batch, generator=generator, device=generator.device if generator else device).to(device)
+            order = torch.randperm(batch, generator=generator, device=generator.device if generator else device).to(
+                device
+            )
             u = (order + u) / batch
         return self.t_min + (1.0 - self.t_min) * u
 
-    def corrupt(self, x0: Tensor, t: Tensor, noisable: Tensor, mask_id: int, generator: torch.Generator | None = None) -> Tensor:
+    def corrupt(
+        self, x0: Tensor, t: Tensor, noisable: Tensor, mask_id: int, generator: torch.Generator | None = None
+    ) -> Tensor:
         """xt: each noisable token of x0 [B, L] masked independently with probability m(t).
 
         t is one time per sample [B] or one per position [B, L] (text and image at their own times).

@@ -24,7 +24,7 @@ class LinearSigmaSchedule(MaskingSchedule):
         sigma_max: float = Field(10.0, gt=0, description="sigma(1); alpha(1) = exp(-sigma_max)")
 
         @model_validator(mode="after")
-        def _increasing(self) -> "LinearSigmaSchedule.Params":
+        def _increasing(self) -> LinearSigmaSchedule.Params:
             if self.sigma_max <= self.sigma_min:
                 raise ValueError(f"sigma_max ({self.sigma_max}) must exceed sigma_min ({self.sigma_min})")
             return self

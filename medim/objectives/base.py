@@ -38,11 +38,10 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from medim.backbones.base import Backbone
+from medim.config.modalities import IMAGE, MODALITY_CODES, TEXT, ModalityName
 from medim.noise.base import MaskingSchedule, uniform
 from medim.registry import ComponentParams
-from medim.tokenizers.layouts import IMAGE, TEXT, SequenceLayout
-
-MODALITIES = {"image": IMAGE, "text": TEXT}
+from medim.tokenizers.layouts import SequenceLayout
 
 
 @dataclass(frozen=True)
@@ -85,21 +84,26 @@ class ObjectiveParams(ComponentParams):
     """Corruption and normalisation choices every objective shares."""
 
     time_sampling: Literal["shared", "independent"] = Field(
-        "shared", description="one t per sample for image and report (MeDiM), or one per modality; "
+        "shared",
+        description="one t per sample for image and report (MeDiM), or one per modality; "
         "independent needs a backbone that takes per-position noise levels",
     )
-    modality_weights: dict[Literal["image", "text"], float] = Field(
+    modality_weights: dict[ModalityName, float] = Field(
         default_factory=lambda: {"image": 1.0, "text": 1.0},
         description="loss weight of each modality's tokens (a modality left out weighs 1)",
     )
     normalize: Literal["noisable", "masked", "modality"] = Field(
-        "noisable", description="divide by the noisable positions (MeDiM), the masked ones, or per modality",
+        "noisable",
+        description="divide by the noisable positions (MeDiM), the masked ones, or per modality",
     )
     prompt_probability: float = Field(
         0.0, ge=0, le=1, description="probability that the report's first sentence stays clean (MeDiM: 0.1)"
     )
     mask_modality_probability: float = Field(
-        0.0, ge=0, le=1, description="probability that image or report is masked entirely in a joint sample (UniDisc: 0.1-0.2)"
+        0.0,
+        ge=0,
+        le=1,
+        description="probability that image or report is masked entirely in a joint sample (UniDisc: 0.1-0.2)",
     )
 
     @field_validator("modality_weights")
@@ -108,7 +112,7 @@ class ObjectiveParams(ComponentParams):
         negative = {k: v for k, v in weights.items() if v < 0}
         if negative:
             raise ValueError(f"weights must be >= 0, got {negative}")
-        return {name: weights.get(name, 1.0) for name in MODALITIES}
+        return {name: weights.get(name, 1.0) for name in MODALITY_CODES}
 
 
 class MaskedDiffusionObjective:
@@ -134,7 +138,12 @@ class MaskedDiffusionObjective:
     # -- corruption ------------------------------------------------------------------------------
 
     def corrupt(
-        self, x0: Tensor, noisable: Tensor, conditioning: Tensor, cond_dropout: float, generator: torch.Generator | None = None
+        self,
+        x0: Tensor,
+        noisable: Tensor,
+        conditioning: Tensor,
+        cond_dropout: float,
+        generator: torch.Generator | None = None,
     ) -> TrainingBatch:
         """Corrupt clean sequences x0 [B, L] whose roles are `noisable` and `conditioning` [B, L] (module docstring)."""
         batch, device = x0.shape[0], x0.device
@@ -179,7 +188,7 @@ class MaskedDiffusionObjective:
 
     # -- loss ------------------------------------------------------------------------------------
 
-    def scored_tokens(self, backbone: Backbone, batch: TrainingBatch) -> "ScoredTokens":
+    def scored_tokens(self, backbone: Backbone, batch: TrainingBatch) -> ScoredTokens:
         """Every masked scored position of `batch` with its cross-entropy and its weighted loss w(t) * CE."""
         layout = self.layout
         device = batch.xt.device
@@ -204,7 +213,11 @@ class MaskedDiffusionObjective:
         loss = self._normalise(scored.weighted, modality, scored.scorable)
         with torch.no_grad():
             ce = scored.cross_entropy
-            per_modality = {name: ce[modality == code].mean().item() for name, code in MODALITIES.items() if bool((modality == code).any())}
+            per_modality = {
+                name: ce[modality == code].mean().item()
+                for name, code in MODALITY_CODES.items()
+                if bool((modality == code).any())
+            }
             mean_ce = ce.mean().item() if len(ce) else 0.0
             accuracy = scored.correct.float().mean().item() if len(ce) else 0.0
         return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality)
@@ -215,7 +228,7 @@ class MaskedDiffusionObjective:
         if self.params.normalize == "modality":
             position_modality = self.layout.position_modality.to(scorable.device)[None]
             total = weighted.sum() * 0.0
-            for name, code in MODALITIES.items():
+            for name, code in MODALITY_CODES.items():
                 count = (scorable & (position_modality == code)).sum()
                 if count:
                     total = total + weights[name] * weighted[modality == code].sum() / count

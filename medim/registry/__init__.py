@@ -1,39 +1,22 @@
 """Component registries: one per kind, filled by built-in modules and `medim.<kind>` plugins.
 
-Built-in modules are imported lazily, on the first lookup in their registry,
-so `import medim.registry` stays cheap and plugins can depend on it.
+Built-ins are every module of a registry's package(s), imported lazily on the first lookup in that
+registry, so `import medim.registry` stays cheap and plugins can depend on it; a new built-in is a
+new file with a decorator. Each package's `SUPPORT_MODULES` names its modules that register
+nothing (shared machinery); tests/registry/test_builtin_discovery.py checks both lists.
 """
 
 from medim.registry.params import ComponentParams, describe_validation_error
-from medim.registry.registry import DISABLE_PLUGINS_ENV, Entry, PluginProblem, Registry
+from medim.registry.registry import DISABLE_PLUGINS_ENV, Entry, PluginProblem, Registry, package_modules
 
-DATASETS: Registry = Registry("datasets", ["medim.data.embedded"])
-TOKENIZERS: Registry = Registry(
-    "tokenizers",
-    [
-        "medim.tokenizers.patch_kmeans",
-        "medim.tokenizers.sentencepiece_text",
-        "medim.tokenizers.chameleon_vqgan",
-        "medim.tokenizers.pretrained_text",
-    ],
-)
-LAYOUTS: Registry = Registry("layouts", ["medim.tokenizers.layouts", "medim.tokenizers.pretrained_layouts"])
-BACKBONES: Registry = Registry("backbones", ["medim.backbones.hf_decoder", "medim.backbones.pretrained"])
-NOISE: Registry = Registry(
-    "noise", ["medim.noise.loglinear", "medim.noise.linear", "medim.noise.cosine", "medim.noise.polynomial"]
-)
-SAMPLERS: Registry = Registry(
-    "samplers",
-    [
-        "medim.samplers.maskgit",
-        "medim.samplers.ancestral",
-        "medim.samplers.first_hitting",
-        "medim.samplers.threshold",
-        "medim.samplers.remask",
-    ],
-)
-OBJECTIVES: Registry = Registry("objectives", ["medim.objectives.weightings"])
-TASKS: Registry = Registry("tasks", ["medim.tasks.text_to_image", "medim.tasks.image_to_text", "medim.tasks.joint", "medim.tasks.multitask"])
+DATASETS: Registry = Registry("datasets", packages=["medim.data"])
+TOKENIZERS: Registry = Registry("tokenizers", packages=["medim.tokenizers"])
+LAYOUTS: Registry = Registry("layouts", packages=["medim.tokenizers"])
+BACKBONES: Registry = Registry("backbones", packages=["medim.backbones"])
+NOISE: Registry = Registry("noise", packages=["medim.noise"])
+SAMPLERS: Registry = Registry("samplers", packages=["medim.samplers"])
+OBJECTIVES: Registry = Registry("objectives", packages=["medim.objectives"])
+TASKS: Registry = Registry("tasks", packages=["medim.tasks"])
 
 #: Every registry by kind name, in the order `medim list` shows them.
 ALL_REGISTRIES: dict[str, Registry] = {
@@ -41,7 +24,20 @@ ALL_REGISTRIES: dict[str, Registry] = {
 }
 
 __all__ = [
-    "ALL_REGISTRIES", "BACKBONES", "DATASETS", "DISABLE_PLUGINS_ENV", "LAYOUTS", "NOISE", "OBJECTIVES", "SAMPLERS",
-    "TASKS", "TOKENIZERS", "ComponentParams", "Entry", "PluginProblem", "Registry",
+    "ALL_REGISTRIES",
+    "BACKBONES",
+    "DATASETS",
+    "DISABLE_PLUGINS_ENV",
+    "LAYOUTS",
+    "NOISE",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "TASKS",
+    "TOKENIZERS",
+    "ComponentParams",
+    "Entry",
+    "PluginProblem",
+    "Registry",
     "describe_validation_error",
+    "package_modules",
 ]

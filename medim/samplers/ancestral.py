@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import Tensor
 
 from medim.registry import SAMPLERS
-from medim.samplers.base import Sampler, SamplerOutput, SamplerParams
+from medim.samplers.base import Sampler, SamplerCapabilities, SamplerOutput, SamplerParams, StepContext
 from medim.samplers.logits import sample_categorical
-from medim.samplers.random import RowGenerators
 
 
 @SAMPLERS.register("ancestral")
@@ -29,16 +27,14 @@ class AncestralSampler(Sampler):
     class Params(SamplerParams):
         cache: bool = Field(True, description="reuse the last prediction of a sample whose tokens did not change")
 
-    def reuses_predictions(self) -> bool:
-        return self.params.cache
+    def capabilities(self) -> SamplerCapabilities:
+        return SamplerCapabilities(reuses_predictions=self.params.cache)
 
-    def step(
-        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None
-    ) -> SamplerOutput:
-        assert logits.shape[:2] == xt.shape and t.shape == s.shape == xt.shape[:1], (logits.shape, xt.shape, t.shape)
-        x0 = sample_categorical(self.log_probs(logits), rng)
-        m_t, m_s = self.noise.masking(t), self.noise.masking(s)  # 1 - alpha, exact where alpha is near 1
+    def step(self, context: StepContext) -> SamplerOutput:
+        xt, t, s, rng = context.xt, context.t, context.s, context.rng
+        x0 = sample_categorical(self.log_probs(context.logits), rng)
+        m_t, m_s = context.schedule.masking(t), context.schedule.masking(s)  # 1 - alpha, exact where alpha is near 1
         reveal_probability = torch.where(s <= 0, torch.ones_like(t), (m_t - m_s) / m_t)
         reveal = rng.rand(xt.shape[1]).to(xt.device) < reveal_probability[:, None]
-        masked = self._masked(xt, frozen)
+        masked = self._masked(context)
         return SamplerOutput(torch.where(masked & reveal, x0, xt), torch.where(masked, x0, xt))

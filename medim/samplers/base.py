@@ -2,26 +2,29 @@
 
 A sampler is stateless. The generation loop (`medim.tasks.generation`) asks it for
 `timesteps(num_steps)` (from 1 down to 0) and, for each consecutive pair
-(t, s) with s < t, calls `step(logits, xt, t, s, rng)`:
+(t, s) with s < t, calls `step(context)` with one `StepContext`:
 
-    logits  [B, P, V]  the denoiser's at the P positions being generated, already
-                       restricted to the ids each position may take (others -inf)
-                       and already guided (classifier-free guidance happens in the loop)
-    xt      [B, P]     current tokens; `mask_id` where still masked
-    t, s    [B]        times of this step, per sample
-    rng                `RowGenerators`: one random stream per sample
-    frozen  [B, P]     positions given by the user (infilling) that must stay as they are
+    logits    [B, P, V]  the denoiser's at the P positions being generated, already
+                         restricted to the ids each position may take (others -inf)
+                         and already guided (classifier-free guidance happens in the loop)
+    xt        [B, P]     current tokens; `mask_id` where still masked
+    t, s      [B]        times of this step, per sample
+    rng                  `RowGenerators`: one random stream per sample
+    schedule             the forward process (m(t), alpha(t), ...) the model was trained with
+    frozen    [B, P]     positions given by the user (infilling) that must stay as they are
+    revealed_confidence  [B, P] the log-probability each revealed token had when it was revealed,
+                         for samplers whose capabilities say they remember it (else None)
 
-and returns `SamplerOutput(prev_sample=xs, pred_original_sample=x0)`. A sampler
-whose `remembers_confidence()` is true also gets `revealed_confidence` [B, P], the
-log-probability each revealed token had when it was revealed, and returns the
-step's `confidence`; the loop keeps that memory, so the sampler itself holds none.
-Temperature, top-k and top-p are applied here, once, by `log_probs`.
+and returns `SamplerOutput(prev_sample=xs, pred_original_sample=x0)` (and the step's
+`confidence` when it remembers confidence: the loop keeps that memory, so the sampler
+itself holds none). Temperature, top-k and top-p are applied here, once, by `log_probs`.
 
-Two kinds of sampler change the loop's behaviour by class attributes:
-`revises_tokens` (a revealed token may be masked again, so a sample with no mask
-left is not finished) and `chooses_times` (the sampler draws its own next time
-with `next_time`, as first-hitting sampling does, instead of following a grid).
+What a sampler needs from the loop is declared once, by `capabilities()`:
+`revises_tokens` (a revealed token may be masked again, so a sample with no mask left
+is not finished), `chooses_times` (it draws its own next time with `next_time`, as
+first-hitting sampling does, instead of following a grid), `reuses_predictions` (the
+loop may reuse a sample's prediction while its tokens do not change) and
+`remembers_confidence` (above).
 """
 
 from __future__ import annotations
@@ -37,6 +40,38 @@ from medim.noise.base import MaskingSchedule
 from medim.registry import ComponentParams
 from medim.samplers.logits import process_logits
 from medim.samplers.random import RowGenerators
+
+
+@dataclass(frozen=True)
+class SamplerCapabilities:
+    """What a sampler needs from the generation loop (module docstring)."""
+
+    revises_tokens: bool = False
+    chooses_times: bool = False
+    reuses_predictions: bool = False
+    remembers_confidence: bool = False
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything one reverse step from t to s sees (module docstring for the shapes)."""
+
+    logits: Tensor
+    xt: Tensor
+    t: Tensor
+    s: Tensor
+    rng: RowGenerators
+    schedule: MaskingSchedule
+    frozen: Tensor | None = None
+    revealed_confidence: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        batch, positions = self.xt.shape
+        if self.logits.shape[:2] != (batch, positions) or self.t.shape != (batch,) or self.s.shape != (batch,):
+            raise ValueError(
+                f"step context shapes disagree: logits {tuple(self.logits.shape)}, xt {tuple(self.xt.shape)}, "
+                f"t {tuple(self.t.shape)}, s {tuple(self.s.shape)} (expected [B, P, V], [B, P], [B], [B])"
+            )
 
 
 @dataclass(frozen=True)
@@ -61,7 +96,8 @@ class SamplerParams(ComponentParams):
         "(no guidance at the all-masked start, full weight at the end)",
     )
     block_length: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="semi-autoregressive decoding: generate the positions in consecutive blocks of this many "
         "(in sequence order, never across modalities), each block finished before the next starts; null = all at once",
     )
@@ -71,16 +107,17 @@ class Sampler:
     """Base class: subclasses implement `step` for the noise kinds in `supported_noise`."""
 
     supported_noise: ClassVar[tuple[str, ...]] = ("absorbing",)
-    #: True when `step` may mask revealed tokens again (a sample is never finished early).
-    revises_tokens: ClassVar[bool] = False
-    #: True when the sampler draws its own times with `next_time` instead of following `timesteps`.
-    chooses_times: ClassVar[bool] = False
     Params = SamplerParams
 
     def __init__(self, params: SamplerParams, *, mask_id: int, noise: MaskingSchedule) -> None:
         self.params = params
         self.mask_id = mask_id
+        #: The schedule the sampler was built for: the loop's default when a caller gives none.
         self.noise = noise
+
+    def capabilities(self) -> SamplerCapabilities:
+        """What this sampler (with its params) needs from the loop; the base needs nothing special."""
+        return SamplerCapabilities()
 
     def timesteps(self, num_steps: int, device: str | torch.device = "cpu") -> Tensor:
         """num_steps + 1 times from 1 to 0; step i goes from times[i] to times[i + 1]."""
@@ -88,17 +125,9 @@ class Sampler:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
         return torch.linspace(1.0, 0.0, num_steps + 1, device=device)
 
-    def next_time(self, t: Tensor, n_masked: Tensor, rng: RowGenerators) -> Tensor:
+    def next_time(self, t: Tensor, n_masked: Tensor, rng: RowGenerators, schedule: MaskingSchedule) -> Tensor:
         """For samplers that choose their times: the time [B] of the next step from t [B]."""
         raise NotImplementedError(f"{type(self).__name__} follows the time grid; it has no next_time")
-
-    def reuses_predictions(self) -> bool:
-        """Whether the loop may reuse a sample's last prediction when its tokens did not change."""
-        return False
-
-    def remembers_confidence(self) -> bool:
-        """Whether `step` needs `revealed_confidence`, the log-probability each token had when revealed."""
-        return False
 
     def guidance_weight(self, cfg_scale: float, t: Tensor) -> Tensor:
         """Classifier-free guidance weight [B] at times t [B] for the base weight `cfg_scale`."""
@@ -108,13 +137,11 @@ class Sampler:
         """Log-probabilities after temperature / top-k / top-p."""
         return process_logits(logits, self.params.temperature, self.params.top_k, self.params.top_p)
 
-    def step(
-        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None
-    ) -> SamplerOutput:
-        """Move the masked tokens of xt [B, P] from times t [B] to times s < t."""
+    def step(self, context: StepContext) -> SamplerOutput:
+        """Move the masked tokens of context.xt [B, P] from times t [B] to times s < t."""
         raise NotImplementedError
 
-    def _masked(self, xt: Tensor, frozen: Tensor | None) -> Tensor:
+    def _masked(self, context: StepContext) -> Tensor:
         """[B, P] positions this step may fill: masked and not given."""
-        masked = xt == self.mask_id
-        return masked if frozen is None else masked & ~frozen
+        masked = context.xt == self.mask_id
+        return masked if context.frozen is None else masked & ~context.frozen

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from medim.noise.base import MaskingSchedule
 from medim.registry import SAMPLERS
-from medim.samplers.base import Sampler, SamplerOutput
+from medim.samplers.base import Sampler, SamplerCapabilities, SamplerOutput, StepContext
 from medim.samplers.logits import sample_categorical
 from medim.samplers.random import RowGenerators
 
@@ -24,21 +25,20 @@ from medim.samplers.random import RowGenerators
 class FirstHittingSampler(Sampler):
     """Exact first-hitting-time sampling: draws the next reveal time, reveals one uniformly chosen token."""
 
-    chooses_times = True
+    def capabilities(self) -> SamplerCapabilities:
+        return SamplerCapabilities(chooses_times=True)
 
-    def next_time(self, t: Tensor, n_masked: Tensor, rng: RowGenerators) -> Tensor:
+    def next_time(self, t: Tensor, n_masked: Tensor, rng: RowGenerators, schedule: MaskingSchedule) -> Tensor:
         u = rng.rand().to(t.device)
         exponent = 1.0 / n_masked.clamp(min=1).to(t.dtype)
         # a schedule with m(0) > 0 (linear sigma, sigma_min > 0) maps small masking levels before t = 0
-        s = self.noise.time_at(self.noise.masking(t) * u**exponent).clamp(min=0.0)
+        s = schedule.time_at(schedule.masking(t) * u**exponent).clamp(min=0.0)
         return torch.where(n_masked > 0, torch.minimum(s, t), t)
 
-    def step(
-        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None
-    ) -> SamplerOutput:
-        assert logits.shape[:2] == xt.shape, (logits.shape, xt.shape)
-        x0 = sample_categorical(self.log_probs(logits), rng)
-        masked = self._masked(xt, frozen)
+    def step(self, context: StepContext) -> SamplerOutput:
+        xt, rng = context.xt, context.rng
+        x0 = sample_categorical(self.log_probs(context.logits), rng)
+        masked = self._masked(context)
         pick = rng.rand(xt.shape[1]).to(xt.device).masked_fill(~masked, -1.0).argmax(-1)
         reveal = torch.zeros_like(masked).scatter(1, pick[:, None], True) & masked
         return SamplerOutput(torch.where(reveal, x0, xt), torch.where(masked, x0, xt))

@@ -11,7 +11,9 @@ from torch import Tensor
 from medim.samplers.random import RowGenerators
 
 
-def process_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+def process_logits(
+    logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> Tensor:
     """Log-probabilities [..., V] of the tempered, top-k / nucleus-truncated distribution."""
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.shape[-1]:

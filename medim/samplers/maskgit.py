@@ -25,14 +25,13 @@ from pydantic import Field
 from torch import Tensor
 
 from medim.registry import SAMPLERS
-from medim.samplers.base import Sampler, SamplerOutput, SamplerParams
+from medim.samplers.base import Sampler, SamplerOutput, SamplerParams, StepContext
 from medim.samplers.confidence import (
     ConfidenceKind,
     log_confidence,
     reveal_most_confident,
 )
 from medim.samplers.logits import sample_categorical
-from medim.samplers.random import RowGenerators
 
 RevealSchedule = Literal["arccos", "cosine", "linear"]
 
@@ -51,25 +50,29 @@ class MaskGITSampler(Sampler):
     """Confidence-ordered unmasking with an arccos/cosine/linear reveal schedule and Gumbel confidences."""
 
     class Params(SamplerParams):
-        schedule: RevealSchedule = Field("arccos", description="fraction still masked over time: arccos (MeDiM), cosine, linear")
-        confidence: ConfidenceKind = Field("probability", description="what ranks the masked positions (MeDiM: probability)")
+        schedule: RevealSchedule = Field(
+            "arccos", description="fraction still masked over time: arccos (MeDiM), cosine, linear"
+        )
+        confidence: ConfidenceKind = Field(
+            "probability", description="what ranks the masked positions (MeDiM: probability)"
+        )
         gumbel_temperature: float = Field(10.0, ge=0, description="scale of the Gumbel noise added to log-confidence")
         gumbel_schedule: Literal["linear", "constant"] = Field(
             "linear", description="noise scale over time: gumbel_temperature * t (MeDiM) or constant"
         )
-        final_argmax: bool = Field(True, description="the last step takes the most likely token (MeDiM); false samples it")
+        final_argmax: bool = Field(
+            True, description="the last step takes the most likely token (MeDiM); false samples it"
+        )
 
-    def step(
-        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None
-    ) -> SamplerOutput:
-        assert logits.shape[:2] == xt.shape and t.shape == s.shape == xt.shape[:1], (logits.shape, xt.shape, t.shape)
+    def step(self, context: StepContext) -> SamplerOutput:
+        xt, t, s, rng, frozen = context.xt, context.t, context.s, context.rng, context.frozen
         params = self.params
-        log_probs = self.log_probs(logits)
+        log_probs = self.log_probs(context.logits)
         final = s <= 0
         x0 = sample_categorical(log_probs, rng)
         if params.final_argmax:
             x0 = torch.where(final[:, None], log_probs.argmax(-1), x0)
-        masked = self._masked(xt, frozen)
+        masked = self._masked(context)
         confidence = log_confidence(params.confidence, log_probs, x0, rng)
         score = confidence
         if params.gumbel_temperature > 0:
@@ -96,11 +99,14 @@ class MaskGITSampler(Sampler):
         """The score [B, P] that orders the reveals (subclasses may put some positions first)."""
         return score
 
+
 SAMPLERS.register_preset(
     "medim",
     MaskGITSampler,
-    doc="MeDiM's sampler: MaskGIT with arccos reveal, log p + 10 t Gumbel confidence, final argmax, guidance w (1 - t).\n\n"
-    "Use it with MeDiM's 128 steps and w = 5 (eval.num_steps: 128, eval.cfg_scale: 5, as experiments/paper/medim.yaml sets).",
+    doc="MeDiM's sampler: MaskGIT with arccos reveal, log p + 10 t Gumbel confidence, final argmax, "
+    "guidance w (1 - t).\n\n"
+    "Use it with MeDiM's 128 steps and w = 5 "
+    "(eval.num_steps: 128, eval.cfg_scale: 5, as experiments/paper/medim.yaml sets).",
     schedule="arccos",
     confidence="probability",
     gumbel_temperature=10.0,

@@ -22,25 +22,27 @@ class RowGenerators:
     that does not matter.
     """
 
-    def __init__(self, generators: Sequence[torch.Generator], shared: torch.Generator | None = None, rows: int = 0) -> None:
+    def __init__(
+        self, generators: Sequence[torch.Generator], shared: torch.Generator | None = None, rows: int = 0
+    ) -> None:
         self.generators = list(generators)
         self._shared = shared
         self._rows = rows if shared is not None else len(self.generators)
 
     @classmethod
-    def from_seeds(cls, seeds: Sequence[int], device: str | torch.device = "cpu") -> "RowGenerators":
+    def from_seeds(cls, seeds: Sequence[int], device: str | torch.device = "cpu") -> RowGenerators:
         """Generators on `device` seeded with `seeds`, one per row."""
         return cls([torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds])
 
     @classmethod
-    def shared(cls, generator: torch.Generator, rows: int) -> "RowGenerators":
+    def shared(cls, generator: torch.Generator, rows: int) -> RowGenerators:
         """`rows` rows drawing together from one generator."""
         return cls([], generator, rows)
 
     def __len__(self) -> int:
         return self._rows
 
-    def rows(self, selected: Tensor) -> "RowGenerators":
+    def rows(self, selected: Tensor) -> RowGenerators:
         """The generators of the rows picked by a bool mask or an index tensor (shared, not copied)."""
         index = selected.nonzero()[:, 0] if selected.dtype == torch.bool else selected
         if self._shared is not None:

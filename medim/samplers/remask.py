@@ -23,38 +23,38 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
+from medim.noise.base import MaskingSchedule
 from medim.registry import SAMPLERS
-from medim.samplers.base import Sampler, SamplerOutput, SamplerParams
+from medim.samplers.base import Sampler, SamplerCapabilities, SamplerOutput, SamplerParams, StepContext
 from medim.samplers.logits import sample_categorical
-from medim.samplers.random import RowGenerators
 
 
 @SAMPLERS.register("remask")
 class RemaskSampler(Sampler):
     """ReMDM: MDLM steps that also remask revealed tokens (cap, rescale, confidence or loop strategy)."""
 
-    revises_tokens = True
-
     class Params(SamplerParams):
         strategy: Literal["cap", "rescale", "conf", "loop"] = Field("cap", description="how sigma_t is chosen (ReMDM)")
-        eta: float = Field(0.01, ge=0, le=1, description="cap: the cap; rescale: the fraction of sigma_max; loop: sigma in the loop")
+        eta: float = Field(
+            0.01, ge=0, le=1, description="cap: the cap; rescale: the fraction of sigma_max; loop: sigma in the loop"
+        )
         t_on: float = Field(0.55, gt=0, lt=1, description="loop: time the loop starts")
         t_off: float = Field(0.05, gt=0, lt=1, description="loop: time the loop ends")
         alpha_on: float = Field(0.9, gt=0, lt=1, description="loop: alpha held during the loop")
 
         @model_validator(mode="after")
-        def _loop_window(self) -> "RemaskSampler.Params":
+        def _loop_window(self) -> RemaskSampler.Params:
             if self.strategy == "loop" and not self.t_off < self.t_on:
                 raise ValueError(f"loop needs t_off < t_on, got t_off={self.t_off}, t_on={self.t_on}")
             return self
 
-    def remembers_confidence(self) -> bool:
-        return self.params.strategy == "conf"
+    def capabilities(self) -> SamplerCapabilities:
+        return SamplerCapabilities(revises_tokens=True, remembers_confidence=self.params.strategy == "conf")
 
-    def alphas(self, t: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    def alphas(self, t: Tensor, s: Tensor, schedule: MaskingSchedule) -> tuple[Tensor, Tensor]:
         """(alpha_t, alpha_s) [B]: the schedule's, or ReMDM-loop's path."""
         if self.params.strategy != "loop":
-            return self.noise.alpha(t), self.noise.alpha(s)
+            return schedule.alpha(t), schedule.alpha(s)
         return self._loop_alpha(t), self._loop_alpha(s)
 
     def _loop_alpha(self, t: Tensor) -> Tensor:
@@ -63,18 +63,19 @@ class RemaskSampler(Sampler):
         rising = p.alpha_on + (1.0 - p.alpha_on) * (p.t_off - t) / p.t_off
         return torch.where(t > p.t_on, falling, torch.where(t <= p.t_off, rising, torch.full_like(t, p.alpha_on)))
 
-    def step(
-        self, logits: Tensor, xt: Tensor, t: Tensor, s: Tensor, rng: RowGenerators, frozen: Tensor | None = None,
-        revealed_confidence: Tensor | None = None,
-    ) -> SamplerOutput:
-        assert logits.shape[:2] == xt.shape and t.shape == s.shape == xt.shape[:1], (logits.shape, xt.shape, t.shape)
-        log_probs = self.log_probs(logits)
+    def step(self, context: StepContext) -> SamplerOutput:
+        xt, t, s, rng, frozen = context.xt, context.t, context.s, context.rng, context.frozen
+        revealed_confidence = context.revealed_confidence
+        log_probs = self.log_probs(context.logits)
         x0 = sample_categorical(log_probs, rng)
         if self.params.strategy == "conf" and revealed_confidence is None:
-            raise ValueError("remask strategy 'conf' needs revealed_confidence: the log-probability of each revealed token when it was revealed")
-        masked = self._masked(xt, frozen)
+            raise ValueError(
+                "remask strategy 'conf' needs revealed_confidence: "
+                "the log-probability of each revealed token when it was revealed"
+            )
+        masked = self._masked(context)
         revisable = xt != self.mask_id if frozen is None else (xt != self.mask_id) & ~frozen
-        alpha_t, alpha_s = self.alphas(t, s)
+        alpha_t, alpha_s = self.alphas(t, s, context.schedule)
         sigma_max = ((1.0 - alpha_s) / alpha_t.clamp(min=1e-12)).clamp(0.0, 1.0)
         remask, sigma_for_masked = self._remask_probability(revealed_confidence, revisable, t, s, sigma_max)
         remask = torch.where((s <= 0)[:, None], 0.0, remask)
@@ -100,5 +101,7 @@ class RemaskSampler(Sampler):
             sigma = p.eta * sigma_max
         else:
             in_loop = (t <= p.t_on) & (t > p.t_off)
-            sigma = torch.where(in_loop, torch.minimum(torch.full_like(sigma_max, p.eta), sigma_max), torch.zeros_like(sigma_max))
+            sigma = torch.where(
+                in_loop, torch.minimum(torch.full_like(sigma_max, p.eta), sigma_max), torch.zeros_like(sigma_max)
+            )
         return sigma[:, None].expand_as(revisable), sigma

@@ -25,14 +25,22 @@ class ThresholdSampler(MaskGITSampler):
     """Parallel decoding: reveal every masked position whose confidence passes a threshold (at least one per step)."""
 
     class Params(MaskGITSampler.Params):
-        threshold: float = Field(0.9, gt=0, description="reveal positions whose confidence is at least this probability")
+        threshold: float = Field(
+            0.9, gt=0, description="reveal positions whose confidence is at least this probability"
+        )
         schedule: RevealSchedule = Field("linear", description="the fewest reveals per step, as maskgit's schedule")
         confidence: ConfidenceKind = Field("probability", description="what is compared with the threshold")
-        gumbel_temperature: float = Field(0.0, ge=0, description="Gumbel noise on the ranking (0: most confident first)")
-        final_argmax: bool = Field(False, description="the last step takes the most likely token instead of sampling it")
+        gumbel_temperature: float = Field(
+            0.0, ge=0, description="Gumbel noise on the ranking (0: most confident first)"
+        )
+        final_argmax: bool = Field(
+            False, description="the last step takes the most likely token instead of sampling it"
+        )
 
     def reveal_count(self, masked: Tensor, generated: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
-        return torch.maximum(super().reveal_count(masked, generated, s, confidence), self._confident(masked, confidence).sum(-1))
+        return torch.maximum(
+            super().reveal_count(masked, generated, s, confidence), self._confident(masked, confidence).sum(-1)
+        )
 
     def ranking_score(self, score: Tensor, confidence: Tensor, masked: Tensor) -> Tensor:
         """Confident positions first whatever the Gumbel noise; the noise orders only the rest."""

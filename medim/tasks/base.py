@@ -1,36 +1,54 @@
-"""Masked-diffusion tasks: which positions are noised and which condition, for training and for generation.
+"""The task contract: which modalities a task noises and which condition, for training, generation and scoring.
 
-A task never looks inside the backbone or the layout's id arithmetic; it only
-decides roles: the *noisable* positions are corrupted and scored, the
-*conditioning* positions stay clean (or are all masked, with probability
-`cond_dropout`, so the same model also learns the unconditional distribution
-that classifier-free guidance needs). How a batch is corrupted and scored is the
-experiment's objective (`medim.objectives`).
+A task declares its roles by modality name: `noised_modalities` are corrupted in
+training and generated at sampling time, `conditioning_modalities` stay clean (or are
+all masked, with probability `cond_dropout`, so the same model also learns the
+unconditional distribution that classifier-free guidance needs). How a batch is
+corrupted and scored is the experiment's objective (`medim.objectives`). Everything
+else follows from the declaration, the same way for built-in and plugin tasks:
+
+- training: `roles` -> `training_batch` -> `loss`;
+- generation: `generate(backbone, sampler, request)` answers a `GenerationRequest`
+  when the task noises every modality the request asks to be generated (the others
+  given whole are infilled around); a mixture answers with its member whose roles
+  match the request exactly, else with one that infills (`task_for`), so neither
+  `medim generate` nor `medim eval` ever names a task.
 
 Generation fills the noised positions by the reverse process
 (`medim.tasks.generation.denoise`). Any subset of them may be given instead
 (infilling): a report's opening to be finished, the part of an image outside an
-inpainting mask. Guidance re-masks the task's conditioning modality; a task
+inpainting mask. Guidance re-masks the task's conditioning modalities; a task
 without one (joint generation) guides on the given part, e.g. a report opening.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import ClassVar
+
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from medim.backbones.base import Backbone
+from medim.config.modalities import MODALITY_CODES, describe_modalities, modality_codes
 from medim.errors import DataError
 from medim.noise.base import MaskingSchedule
 from medim.objectives.base import LossOutput, MaskedDiffusionObjective, TrainingBatch
 from medim.registry import ComponentParams
 from medim.samplers.base import Sampler
 from medim.tasks.generation import DecodeStats, denoise
-from medim.tokenizers.layouts import FIXED, SequenceLayout
+from medim.tasks.request import Generated, GenerationPrompt, GenerationRequest
+from medim.tokenizers.layouts import SequenceLayout
 
-__all__ = ["GenerationPrompt", "LossOutput", "MaskedDiffusionTask", "TaskParams", "TrainingBatch"]
+__all__ = [
+    "Generated",
+    "GenerationPrompt",
+    "GenerationRequest",
+    "LossOutput",
+    "MaskedDiffusionTask",
+    "TaskParams",
+    "TrainingBatch",
+]
 
 
 class TaskParams(ComponentParams):
@@ -39,61 +57,13 @@ class TaskParams(ComponentParams):
     cond_dropout: float = Field(0.1, ge=0, le=1, description="probability of masking all conditioning (for CFG)")
 
 
-class GenerationPrompt:
-    """What is given to a generation: sequences [B, L] and which of their positions are known [B, L]."""
-
-    def __init__(self, layout: SequenceLayout, batch: int, device: torch.device) -> None:
-        self.layout = layout
-        codes = torch.zeros(batch, len(layout.image_positions), dtype=torch.long)
-        text = torch.zeros(batch, len(layout.text_positions), dtype=torch.long)
-        self.tokens = layout.pack(codes, text).to(device)
-        self.known = (layout.position_modality == FIXED).expand(batch, -1).clone().to(device)
-        self.tokens[~self.known] = layout.mask_id
-
-    def with_reports(self, reports: list[str]) -> "GenerationPrompt":
-        """Give whole reports."""
-        self._check_count("reports", len(reports))
-        text = self.layout.text_positions
-        self.tokens[:, text] = self.layout.pack_text(list(reports)).ids.to(self.tokens.device)
-        self.known[:, text] = True
-        return self
-
-    def with_report_openings(self, openings: list[str]) -> "GenerationPrompt":
-        """Give the first words of each report; the rest of it is generated."""
-        self._check_count("report openings", len(openings))
-        text = self.layout.text_positions
-        ids, known = (x.to(self.tokens.device) for x in self.layout.pack_text_prefix(list(openings)))
-        self.tokens[:, text] = torch.where(known, ids, self.tokens[:, text])
-        self.known[:, text] |= known
-        return self
-
-    def with_images(self, images: np.ndarray, regenerate: np.ndarray | None = None) -> "GenerationPrompt":
-        """Give images [B, S, S, 3]; with pixel masks `regenerate` [B, S, S], the codes under the mask are generated."""
-        self._check_count("images", len(images))
-        if regenerate is not None:
-            self._check_count("regenerate masks", len(regenerate))
-        layout = self.layout
-        device = self.tokens.device
-        self.tokens[:, layout.image_positions] = (layout.image_tokenizer.encode(images) + layout.image_offset).to(device)
-        keep = torch.ones(len(images), len(layout.image_positions), dtype=torch.bool)
-        if regenerate is not None:
-            keep = ~layout.image_tokenizer.token_mask(regenerate)
-        self.known[:, layout.image_positions] = keep.to(device)
-        return self
-
-
-    def _check_count(self, what: str, count: int) -> None:
-        if count != self.tokens.shape[0]:
-            raise DataError(f"{count} {what} given for {self.tokens.shape[0]} samples; give one per sample")
-
-
 class MaskedDiffusionTask:
-    """Base class: subclasses say which modalities are noised and which condition."""
+    """Base class: subclasses declare which modalities (`image`, `text`) are noised and which condition."""
 
     Params = TaskParams
-    #: Modalities generated (noised) and given (conditioning) by this task.
-    noised_modalities: tuple[int, ...] = ()
-    conditioning_modalities: tuple[int, ...] = ()
+    #: Modalities generated (noised) and given (conditioning) by this task, by name.
+    noised_modalities: ClassVar[tuple[str, ...]] = ()
+    conditioning_modalities: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: TaskParams, *, layout: SequenceLayout, objective: MaskedDiffusionObjective) -> None:
         self.params = params
@@ -105,10 +75,18 @@ class MaskedDiffusionTask:
         """The forward process this task is trained and sampled with."""
         return self.objective.noise
 
+    def describe(self) -> str:
+        """`text given image`: what the task generates from what, in words."""
+        return (
+            f"{describe_modalities(frozenset(self.noised_modalities))} "
+            f"given {describe_modalities(frozenset(self.conditioning_modalities))}"
+        )
+
     # -- roles ---------------------------------------------------------------------------------
 
-    def _positions_of(self, modalities: tuple[int, ...]) -> Tensor:
-        return torch.isin(self.layout.position_modality, torch.tensor(modalities, dtype=torch.long))
+    def _positions_of(self, modalities: tuple[str, ...]) -> Tensor:
+        codes = torch.tensor(modality_codes(modalities), dtype=torch.long)
+        return torch.isin(self.layout.position_modality, codes)
 
     def roles(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(noisable, conditioning), each [B, L] bool."""
@@ -133,9 +111,54 @@ class MaskedDiffusionTask:
 
     # -- generation ----------------------------------------------------------------------------
 
-    def prompt(self, batch: int, device: torch.device) -> GenerationPrompt:
-        """An empty prompt: fixed tokens in place, every image and report position unknown."""
-        return GenerationPrompt(self.layout, batch, device)
+    def can_generate(self, generated: frozenset[str]) -> bool:
+        """Whether this task generates the modalities `generated` given the others: it noises each of them
+        (a noised modality given whole is infilled around, as MeDiM's joint model draws an image for a report)."""
+        return generated <= frozenset(self.noised_modalities)
+
+    def task_for(self, generated: frozenset[str]) -> MaskedDiffusionTask:
+        """The task that generates `generated` given the other modalities: this one, or a clear error."""
+        if self.can_generate(generated):
+            return self
+        asked = f"{describe_modalities(generated)} given {describe_modalities(frozenset(MODALITY_CODES) - generated)}"
+        raise DataError(f"this model was trained to generate {self.describe()}; the request asks for {asked}")
+
+    def prompt(self, request: GenerationRequest, device: torch.device) -> GenerationPrompt:
+        """The token-level prompt of a request (a task with its own inputs overrides this)."""
+        return GenerationPrompt.from_request(self.layout, request, device)
+
+    def generate(
+        self,
+        backbone: Backbone,
+        sampler: Sampler,
+        request: GenerationRequest,
+        *,
+        num_steps: int,
+        modality_steps: dict[str, int] | None = None,
+        cfg_scale: float = 0.0,
+        seed: int | list[int] | None = None,
+        stats: DecodeStats | None = None,
+    ) -> Generated:
+        """Answer `request`: its sequences, and the images and/or reports it asked to be generated.
+
+        Each sample draws from its own seed (`seed`: one per sample, or an int for seed + i).
+        """
+        task = self.task_for(request.generated())
+        device = next(backbone.parameters()).device
+        tokens = task.infill(
+            backbone,
+            sampler,
+            task.prompt(request, device),
+            num_steps=num_steps,
+            modality_steps=modality_steps,
+            cfg_scale=cfg_scale,
+            seed=seed,
+            stats=stats,
+        ).cpu()
+        generated = request.generated()
+        images = self.layout.image_tokenizer.decode(self.layout.image_codes(tokens)) if "image" in generated else None
+        reports = self.layout.texts(tokens) if "text" in generated else None
+        return Generated(tokens, images, reports)
 
     def infill(
         self,
@@ -149,10 +172,7 @@ class MaskedDiffusionTask:
         seed: int | list[int] | None = None,
         stats: DecodeStats | None = None,
     ) -> Tensor:
-        """Sequences [B, L]: the prompt with this task's unknown noised positions generated.
-
-        Each sample draws from its own seed (`seed`: one per sample, or an int for seed + i).
-        """
+        """Sequences [B, L]: the prompt with this task's unknown noised positions generated."""
         noised = self._positions_of(self.noised_modalities).to(prompt.tokens.device)
         targets = noised.nonzero()[:, 0]
         if self.conditioning_modalities:
@@ -160,8 +180,18 @@ class MaskedDiffusionTask:
         else:
             conditioning = prompt.known & noised
         return denoise(
-            backbone, self.layout, sampler, prompt.tokens, targets=targets, num_steps=num_steps,
-            generate=~prompt.known[:, targets], conditioning=conditioning, modality_steps=modality_steps,
-            cfg_scale=cfg_scale if bool(conditioning.any()) else 0.0, seeds=seed,
-            token_levels=self.objective.token_levels, stats=stats,
+            backbone,
+            self.layout,
+            sampler,
+            prompt.tokens,
+            targets=targets,
+            num_steps=num_steps,
+            generate=~prompt.known[:, targets],
+            conditioning=conditioning,
+            modality_steps=modality_steps,
+            cfg_scale=cfg_scale if bool(conditioning.any()) else 0.0,
+            seeds=seed,
+            token_levels=self.objective.token_levels,
+            schedule=self.noise,
+            stats=stats,
         )

@@ -1,101 +1,35 @@
-"""The reverse-process loop shared by every task: denoiser calls, vocabulary blocking, guidance, caching.
+"""The reverse-process loop shared by every task, assembled from parts with one job each.
 
-Plan. The positions to generate are split into groups: one per modality, each on
-its own time grid (`modality_steps`, e.g. 128 steps for the image and 64 for the
-report), or, with the sampler's `block_length`, consecutive blocks decoded one
-after another (semi-autoregressive; a block's step count is its share of its
-modality's). The groups of one phase advance together over max(steps) iterations,
-a group with n steps moving at n evenly spread ones.
+    plan        `medim.tasks.plan`: which generated positions move together, on how many steps
+    state       `medim.tasks.state`: tokens, per-position times, remembered confidences
+    prediction  `medim.tasks.prediction`: backbone calls, vocabulary blocking, guidance, cache
+    step        the sampler's `step(StepContext)`, applied here to the positions it may change
+    costs       `medim.tasks.costs`: network evaluations per sample, reuse, seconds
 
-Step. Each iteration runs the backbone once on the samples that need a fresh
-prediction (conditional and, with guidance, unconditional rows together), reads
-logits only at the generated positions, blocks ids the position's modality may
-not take, applies classifier-free guidance (the unconditional input re-masks the
-conditioning positions), and lets the sampler move each moving group from t to s.
-A sample with nothing left to reveal costs no further call; with a sampler that
-`reuses_predictions`, neither does one whose tokens did not change.
-
-Time input. A backbone trained with one time per sample gets the mean time of the
-sample's generated positions (the grid time, with a single group); one trained
-with per-position times (objective `time_sampling: independent`) gets each
-position's own: generated ones their group's t, given ones 0, and re-masked
-conditioning 1.
+Each iteration predicts for the samples with work left (a sample with nothing left to
+reveal costs no further call) and lets the sampler move each moving group from t to s.
+A sampler that chooses its own times (first-hitting) reveals one token per sample per
+call at the times it draws.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from medim.backbones.base import Backbone
-from medim.samplers.base import Sampler
-from medim.samplers.logits import classifier_free_guidance
+from medim.noise.base import MaskingSchedule
+from medim.samplers.base import Sampler, SamplerCapabilities, StepContext
 from medim.samplers.random import RowGenerators, sample_seeds
-from medim.tokenizers.layouts import IMAGE, TEXT, SequenceLayout
+from medim.tasks.costs import CostCounter, DecodeStats
+from medim.tasks.plan import Group, decoding_plan, steps_done
+from medim.tasks.prediction import Guidance, Predictions, Predictor
+from medim.tasks.state import DecodingState
+from medim.tokenizers.layouts import SequenceLayout
 
-MODALITY_NAMES = {IMAGE: "image", TEXT: "text"}
-
-
-@dataclass
-class DecodeStats:
-    """What a generation cost: backbone calls, calls per sample (a guided pair counts once), reuse, time."""
-
-    forward_calls: int = 0
-    evaluations: list[int] = field(default_factory=list)
-    reused: int = 0
-    seconds: float = 0.0
-
-    def add(self, other: "DecodeStats") -> None:
-        """Accumulate another generation's cost (its samples appended after these)."""
-        self.forward_calls += other.forward_calls
-        self.evaluations += other.evaluations
-        self.reused += other.reused
-        self.seconds += other.seconds
-
-    def summary(self) -> dict[str, float]:
-        """Per-sample averages, as `medim eval` and the benchmarks report them."""
-        samples = max(1, len(self.evaluations))
-        return {
-            "samples": len(self.evaluations),
-            "network_evaluations_per_sample": sum(self.evaluations) / samples,
-            "seconds_per_sample": self.seconds / samples,
-            "forward_calls": self.forward_calls,
-            "reused_predictions": self.reused,
-        }
-
-
-@dataclass(frozen=True)
-class Group:
-    """Target columns decoded together on one time grid of `num_steps` steps."""
-
-    columns: Tensor
-    num_steps: int
-
-
-def decoding_plan(
-    layout: SequenceLayout, targets: Tensor, sampler: Sampler, num_steps: int, modality_steps: dict[str, int] | None = None
-) -> list[list[Group]]:
-    """Phases (decoded one after another) of groups (decoded together) over the target positions [P]."""
-    modality = layout.position_modality[targets.cpu()]
-    groups: list[Group] = []
-    for code in dict.fromkeys(modality.tolist()):
-        columns = (modality == code).nonzero()[:, 0]
-        steps = (modality_steps or {}).get(MODALITY_NAMES.get(code, ""), num_steps)
-        if steps < 1:
-            raise ValueError(f"step count of {MODALITY_NAMES.get(code, code)} must be at least 1, got {steps}")
-        block = sampler.params.block_length
-        if block is None:
-            groups.append(Group(columns, steps))
-            continue
-        for start in range(0, len(columns), block):
-            chunk = columns[start : start + block]
-            groups.append(Group(chunk, max(1, round(steps * len(chunk) / len(columns)))))
-    if sampler.params.block_length is None:
-        return [groups]
-    return [[g] for g in sorted(groups, key=lambda g: int(g.columns[0]))]
+__all__ = ["DecodeStats", "decoding_plan", "denoise"]
 
 
 @torch.no_grad()
@@ -114,6 +48,7 @@ def denoise(
     seeds: int | list[int] | None = None,
     rng: RowGenerators | None = None,
     token_levels: bool = False,
+    schedule: MaskingSchedule | None = None,
     stats: DecodeStats | None = None,
 ) -> Tensor:
     """Sequences [B, L]: `given` with the positions `targets` [P] generated by the reverse process.
@@ -124,186 +59,110 @@ def denoise(
     seed (`seeds`: one per sample, or an int for seed + i), so a sample does not
     depend on the others in the batch; `rng` replaces them with other random streams
     (one shared generator, say, for a statistical check over many samples).
+    `schedule` is the forward process the backbone was trained with (tasks pass theirs;
+    by default the one the sampler was built for).
     """
-    process = _ReverseProcess(
-        backbone, layout, sampler, given, targets, generate, conditioning, cfg_scale, token_levels,
-        rng or RowGenerators.from_seeds(sample_seeds(seeds, given.shape[0]), given.device),
-    )
     started = time.perf_counter()
+    capabilities = sampler.capabilities()
+    state = DecodingState(given, targets, generate, layout.mask_id, capabilities.remembers_confidence)
+    costs = CostCounter(state.batch)
+    schedule = schedule or sampler.noise
+    guidance = Guidance(conditioning, cfg_scale, given.device)
+    predictor = Predictor(
+        backbone,
+        layout,
+        schedule,
+        state,
+        guidance,
+        token_levels=token_levels,
+        reuse=capabilities.reuses_predictions,
+        costs=costs,
+    )
+    loop = _Loop(sampler, capabilities, schedule, state, predictor, guidance, rng or _per_sample(seeds, given))
     for phase in decoding_plan(layout, targets, sampler, num_steps, modality_steps):
-        if sampler.chooses_times:
-            process.run_hitting_phase(torch.cat([g.columns for g in phase]))
+        if capabilities.chooses_times:
+            loop.run_hitting_phase(torch.cat([g.columns for g in phase]))
         else:
-            process.run_grid_phase(phase)
-    process.check_finished()
+            loop.run_grid_phase(phase)
+    left = state.masked_left()
+    if left:
+        raise RuntimeError(
+            f"sampler {type(sampler).__name__} left {left} generated positions masked after its last step"
+        )
     if stats is not None:
-        stats.add(DecodeStats(process.forward_calls, process.evaluations.tolist(), process.reused, time.perf_counter() - started))
-    return process.x
+        stats.add(costs.stats(time.perf_counter() - started))
+    return state.x
 
 
-class _ReverseProcess:
-    """The state of one `denoise` call: tokens, per-position times, cached predictions, cost counters."""
+def _per_sample(seeds: int | list[int] | None, given: Tensor) -> RowGenerators:
+    return RowGenerators.from_seeds(sample_seeds(seeds, given.shape[0]), given.device)
+
+
+class _Loop:
+    """Drives the sampler over the plan's phases: who moves when, and applying each step to the state."""
 
     def __init__(
-        self, backbone: Backbone, layout: SequenceLayout, sampler: Sampler, given: Tensor, targets: Tensor,
-        generate: Tensor | None, conditioning: Tensor | None, cfg_scale: float, token_levels: bool, rng: RowGenerators,
+        self,
+        sampler: Sampler,
+        capabilities: SamplerCapabilities,
+        schedule: MaskingSchedule,
+        state: DecodingState,
+        predictor: Predictor,
+        guidance: Guidance,
+        rng: RowGenerators,
     ) -> None:
-        device = given.device
-        batch = given.shape[0]
-        self.backbone, self.layout, self.sampler, self.rng = backbone, layout, sampler, rng
-        self.targets = targets.to(device)
-        self.generate = torch.ones(batch, len(targets), dtype=torch.bool, device=device) if generate is None else generate.to(device)
-        self.conditioning = conditioning.to(device) if conditioning is not None and cfg_scale > 0 else None
-        self.cfg_scale = cfg_scale if self.conditioning is not None else 0.0
-        # a sample with nothing to re-mask has identical guided inputs: guiding it would only add float error
-        self.guided = self.conditioning.any(1) if self.conditioning is not None else None
-        self.token_levels = token_levels
-        self.x = given.clone()
-        self.x[:, self.targets] = torch.where(self.generate, layout.mask_id, self.x[:, self.targets])
-        self.time = torch.zeros(given.shape, device=device)
-        self.time[:, self.targets] = self.generate.float()
-        self.allowed = layout.allowed_vocab(targets.cpu()).to(device)
-        self.logit_positions = layout.logit_positions(targets.cpu()).to(device)
-        self.reuse = sampler.reuses_predictions()
-        self.revealed_confidence = torch.zeros(batch, len(targets), device=device) if sampler.remembers_confidence() else None
-        self.cache: _Predictions | None = None
-        self.cache_tokens = self.cache_valid = torch.empty(0)
-        self.forward_calls, self.reused = 0, 0
-        self.evaluations = torch.zeros(batch, dtype=torch.long)
-
-    # -- phases ----------------------------------------------------------------------------------
+        self.sampler, self.capabilities, self.schedule = sampler, capabilities, schedule
+        self.state, self.predictor, self.guidance, self.rng = state, predictor, guidance, rng
 
     def run_grid_phase(self, groups: list[Group]) -> None:
         """Advance the groups along their time grids until every step of the phase is taken."""
         iterations = max(g.num_steps for g in groups)
-        grids = [self.sampler.timesteps(g.num_steps, self.x.device) for g in groups]
+        grids = [self.sampler.timesteps(g.num_steps, self.state.x.device) for g in groups]
         for i in range(iterations):
             moves = []
             for group, grid in zip(groups, grids):
-                j, j_next = (_spread(k, group.num_steps, iterations) for k in (i, i + 1))
-                rows = self._open_rows(group.columns)
+                j, j_next = (steps_done(k, group.num_steps, iterations) for k in (i, i + 1))
+                rows = self.state.open_rows(group.columns, self.capabilities.revises_tokens)
                 if j_next > j and rows.any():
                     moves.append((group, grid[j], grid[j_next], rows))
             if not moves:
                 continue
-            predicted = self._predict(torch.stack([m[3] for m in moves]).any(0))
+            predicted = self.predictor.predict(torch.stack([m[3] for m in moves]).any(0))
             for group, t, s, rows in moves:
-                self._step(group.columns, rows, predicted, t.expand(int(rows.sum())), s.expand(int(rows.sum())))
+                count = int(rows.sum())
+                self._step(group.columns, rows, predicted, t.expand(count), s.expand(count))
 
     def run_hitting_phase(self, columns: Tensor) -> None:
         """One token per sample per call, at times the sampler draws (first-hitting sampling)."""
-        t = torch.ones(self.x.shape[0], device=self.x.device)
+        state = self.state
+        t = torch.ones(state.batch, device=state.x.device)
         for _ in range(len(columns)):
-            rows = self._open_rows(columns)
+            rows = state.open_rows(columns, self.capabilities.revises_tokens)
             if not rows.any():
                 return
-            masked = (self.x[rows][:, self.targets[columns]] == self.layout.mask_id) & self.generate[rows][:, columns]
-            s = self.sampler.next_time(t[rows], masked.sum(-1), self.rng.rows(rows))
-            self._set_time(columns, rows, s)
-            self._step(columns, rows, self._predict(rows), t[rows], s)
+            n_masked = state.masked(columns, rows).sum(-1)
+            s = self.sampler.next_time(t[rows], n_masked, self.rng.rows(rows), self.schedule)
+            state.set_time(columns, rows, s)
+            self._step(columns, rows, self.predictor.predict(rows), t[rows], s)
             t[rows] = s
 
-    def check_finished(self) -> None:
-        """Every generated position must hold a token once the plan is done."""
-        left = int(((self.x[:, self.targets] == self.layout.mask_id) & self.generate).sum())
-        if left:
-            raise RuntimeError(f"sampler {type(self.sampler).__name__} left {left} generated positions masked after its last step")
-
-    # -- one step --------------------------------------------------------------------------------
-
-    def _open_rows(self, columns: Tensor) -> Tensor:
-        """[B] samples with work in these target columns: a masked position, or any generated one if tokens get revised."""
-        generated = self.generate[:, columns]
-        if self.sampler.revises_tokens:
-            return generated.any(1)
-        return ((self.x[:, self.targets[columns]] == self.layout.mask_id) & generated).any(1)
-
-    def _step(self, columns: Tensor, rows: Tensor, predicted: "_Predictions", t: Tensor, s: Tensor) -> None:
+    def _step(self, columns: Tensor, rows: Tensor, predicted: Predictions, t: Tensor, s: Tensor) -> None:
         """Let the sampler move `columns` of the samples `rows` from t to s, given the predictions of those rows."""
-        positions = self.targets[columns]
+        state = self.state
+        positions = state.targets[columns]
         index = rows.nonzero()[:, 0]
         slots = predicted.slot[index]
         logits = predicted.cond[slots][:, columns]
         if predicted.uncond is not None:
-            weight = self.sampler.guidance_weight(self.cfg_scale, t) * self.guided[index]
-            logits = classifier_free_guidance(logits, predicted.uncond[slots][:, columns], weight)
-        xt = self.x[index[:, None], positions[None]]
-        frozen = ~self.generate[index][:, columns]
-        if self.revealed_confidence is None:
-            out = self.sampler.step(logits, xt, t, s, self.rng.rows(index), frozen)
-        else:
-            cells = index[:, None], columns.to(index.device)[None]
-            memory = self.revealed_confidence[cells]
-            out = self.sampler.step(logits, xt, t, s, self.rng.rows(index), frozen, revealed_confidence=memory)
-            revealed = (xt == self.layout.mask_id) & (out.prev_sample != self.layout.mask_id)
-            self.revealed_confidence[cells] = torch.where(revealed, out.confidence, memory)
-        self.x[index[:, None], positions[None]] = torch.where(frozen, xt, out.prev_sample)
-        self._set_time(columns, rows, s)
-
-    def _set_time(self, columns: Tensor, rows: Tensor, s: Tensor) -> None:
-        index = rows.nonzero()[:, 0]
-        positions = self.targets[columns]
-        self.time[index[:, None], positions[None]] = torch.where(self.generate[index][:, columns], s[:, None], 0.0)
-
-    # -- predictions -----------------------------------------------------------------------------
-
-    def _predict(self, rows: Tensor) -> "_Predictions":
-        """Logits at the targets, valid at least for `rows` (from the cache where tokens did not change)."""
-        if not self.reuse:
-            return self._forward(rows)
-        fresh = rows.clone()
-        if self.cache is not None:
-            unchanged = self.cache_valid & (self.x == self.cache_tokens).all(1)
-            fresh &= ~unchanged
-            self.reused += int((rows & unchanged).sum())
-        if fresh.any():
-            computed = self._forward(fresh)
-            if self.cache is None:
-                batch = self.x.shape[0]
-                uncond = None if computed.uncond is None else computed.uncond.new_zeros(batch, *computed.uncond.shape[1:])
-                self.cache = _Predictions(torch.arange(batch, device=self.x.device), computed.cond.new_zeros(batch, *computed.cond.shape[1:]), uncond)
-                self.cache_tokens = self.x.clone()
-                self.cache_valid = torch.zeros(batch, dtype=torch.bool, device=self.x.device)
-            index = fresh.nonzero()[:, 0]
-            self.cache.cond[index] = computed.cond
-            if computed.uncond is not None:
-                self.cache.uncond[index] = computed.uncond
-            self.cache_tokens[index] = self.x[index]
-            self.cache_valid[index] = True
-        return self.cache
-
-    def _forward(self, rows: Tensor) -> "_Predictions":
-        """One batched backbone call on `rows` and, when guiding, their unconditional copies."""
-        index = rows.nonzero()[:, 0]
-        inputs, times = self.x[index], self.time[index]
-        generated = torch.zeros_like(inputs, dtype=torch.bool)
-        generated[:, self.targets] = self.generate[index]
-        if self.cfg_scale > 0:
-            remask = self.conditioning[index]
-            inputs = torch.cat([inputs, torch.where(remask, self.layout.mask_id, inputs)])
-            times = torch.cat([times, torch.where(remask, 1.0, times)])
-            generated = torch.cat([generated, generated])
-        if not self.token_levels:  # one time per sample: the mean over its generated positions
-            times = (times * generated).sum(1) / generated.sum(1).clamp(min=1)
-        hidden = self.backbone(inputs, self.sampler.noise.sigma(times), self.layout.attention_mask(inputs))
-        logits = self.backbone.logits(hidden, self.logit_positions).float().masked_fill(~self.allowed, float("-inf"))
-        self.forward_calls += 1
-        self.evaluations[index.cpu()] += 1
-        slot = torch.full((self.x.shape[0],), -1, dtype=torch.long, device=self.x.device)
-        slot[index] = torch.arange(len(index), device=self.x.device)
-        cond, uncond = logits.split(len(index)) if self.cfg_scale > 0 else (logits, None)
-        return _Predictions(slot, cond, uncond)
-
-
-@dataclass
-class _Predictions:
-    """Target logits [n, P, V] of some samples; `slot` [B] says which row holds each sample's (-1: none)."""
-
-    slot: Tensor
-    cond: Tensor
-    uncond: Tensor | None
-
-
-def _spread(i: int, steps: int, iterations: int) -> int:
-    """How many of a group's `steps` are done after `i` of the phase's `iterations` (evenly spread, rounded)."""
-    return (2 * i * steps + iterations) // (2 * iterations)
+            logits = self.guidance.guided_logits(self.sampler, logits, predicted.uncond[slots][:, columns], t, index)
+        xt = state.x[index[:, None], positions[None]]
+        frozen = ~state.generate[index][:, columns]
+        cells = index[:, None], columns.to(index.device)[None]
+        memory = None if state.revealed_confidence is None else state.revealed_confidence[cells]
+        context = StepContext(logits, xt, t, s, self.rng.rows(index), self.schedule, frozen, memory)
+        out = self.sampler.step(context)
+        if memory is not None:
+            revealed = (xt == state.mask_id) & (out.prev_sample != state.mask_id)
+            state.revealed_confidence[cells] = torch.where(revealed, out.confidence, memory)
+        state.x[index[:, None], positions[None]] = torch.where(frozen, xt, out.prev_sample)
+        state.set_time(columns, rows, s)

@@ -43,11 +43,28 @@ class MultiTask(MaskedDiffusionTask):
         super().__init__(params, layout=layout, objective=objective)
         self.members: dict[str, MaskedDiffusionTask] = {
             name: TASKS.build(
-                {"name": name, "cond_dropout": params.cond_dropout}, where=f"task.weights.{name}", layout=layout, objective=objective
+                {"name": name, "cond_dropout": params.cond_dropout},
+                where=f"task.weights.{name}",
+                layout=layout,
+                objective=objective,
             )
             for name in params.weights
         }
         self.probabilities = torch.tensor(list(params.weights.values()), dtype=torch.float)
+
+    def describe(self) -> str:
+        return "; ".join(task.describe() for task in self.members.values())
+
+    def can_generate(self, generated: frozenset[str]) -> bool:
+        return any(task.can_generate(generated) for task in self.members.values())
+
+    def task_for(self, generated: frozenset[str]) -> MaskedDiffusionTask:
+        """The member trained for exactly `generated`, else the first that can infill it."""
+        exact = [task for task in self.members.values() if frozenset(task.noised_modalities) == generated]
+        able = [task for task in self.members.values() if task.can_generate(generated)]
+        if exact or able:
+            return (exact or able)[0].task_for(generated)
+        return super().task_for(generated)
 
     def roles(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         choice = torch.multinomial(self.probabilities, batch, replacement=True, generator=generator)
@@ -59,5 +76,5 @@ class MultiTask(MaskedDiffusionTask):
     def validation_losses(self, backbone: Backbone, x0: Tensor, generator: torch.Generator) -> dict[str, float]:
         losses = {name: task.validation_losses(backbone, x0, generator)["loss"] for name, task in self.members.items()}
         weights = self.probabilities / self.probabilities.sum()
-        losses["loss"] = float(sum(w * l for w, l in zip(weights.tolist(), losses.values())))
+        losses["loss"] = float(sum(w * loss for w, loss in zip(weights.tolist(), losses.values())))
         return losses

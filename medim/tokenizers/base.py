@@ -81,7 +81,7 @@ class ImageTokenizer(Tokenizer):
         raise NotImplementedError
 
     def token_mask(self, pixel_masks: np.ndarray) -> Tensor:
-        """[B, tokens_per_image] bool: the codes whose patch of the raster grid touches a True pixel of masks [B, S, S]."""
+        """[B, tokens_per_image] bool: codes whose patch of the raster grid touches a True pixel of masks [B, S, S]."""
         grid = math.isqrt(self.tokens_per_image)
         masks = np.asarray(pixel_masks, dtype=bool)
         size = self.image_size
@@ -128,7 +128,6 @@ def as_uint8_batch(images: np.ndarray | Tensor, image_size: int) -> np.ndarray:
         array = array[None]
     if array.ndim != 4 or array.shape[1:] != (image_size, image_size, 3) or array.dtype != np.uint8:
         raise ValueError(
-            f"expected uint8 images of shape [B, {image_size}, {image_size}, 3], "
-            f"got {array.dtype} {tuple(array.shape)}"
+            f"expected uint8 images of shape [B, {image_size}, {image_size}, 3], got {array.dtype} {tuple(array.shape)}"
         )
     return array

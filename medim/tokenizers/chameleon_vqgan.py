@@ -65,7 +65,8 @@ class ChameleonVQGANTokenizer(ImageTokenizer):
         )
         device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
         batch_size: int = Field(
-            1, gt=0,
+            1,
+            gt=0,
             description="images per encoder/decoder pass; 1 repeats Chameleon's one-image passes bit for bit "
             "(convolution rounding varies with the batch, which can move near-tie codes)",
         )
@@ -339,7 +340,11 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         raise DataError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        found = f"keys {_listing(sorted(map(str, checkpoint)))}" if isinstance(checkpoint, dict) else f"a {type(checkpoint).__name__}"
+        found = (
+            f"keys {_listing(sorted(map(str, checkpoint)))}"
+            if isinstance(checkpoint, dict)
+            else f"a {type(checkpoint).__name__}"
+        )
         raise DataError(
             f"checkpoint {str(path)!r} is not a Lightning checkpoint: expected a dict with a 'state_dict' "
             f"entry, found {found}"

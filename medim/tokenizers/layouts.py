@@ -16,12 +16,10 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from medim.config.modalities import FIXED, IMAGE, TEXT
 from medim.errors import DataError
 from medim.registry import LAYOUTS, ComponentParams
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer
-
-#: Values of `SequenceLayout.position_modality`.
-FIXED, IMAGE, TEXT = -1, 0, 1
 
 
 @dataclass(frozen=True)
@@ -128,7 +126,8 @@ class SequenceLayout:
         full = (packed.lengths >= packed.ids.shape[1]).nonzero()[:, 0].tolist()
         if full:
             raise DataError(
-                f"report opening {full[0]} ({texts[full[0]][:40]!r}...) fills the whole {packed.ids.shape[1]}-token report "
+                f"report opening {full[0]} ({texts[full[0]][:40]!r}...) fills the whole "
+                f"{packed.ids.shape[1]}-token report "
                 f"segment, leaving nothing to generate; shorten it"
             )
         return packed.ids, torch.arange(packed.ids.shape[1])[None] < packed.lengths[:, None]

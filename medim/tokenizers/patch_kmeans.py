@@ -43,7 +43,7 @@ class PatchKMeansTokenizer(ImageTokenizer):
         seed: int = 0
 
         @model_validator(mode="after")
-        def _patch_divides_image(self) -> "PatchKMeansTokenizer.Params":
+        def _patch_divides_image(self) -> PatchKMeansTokenizer.Params:
             if self.image_size % self.patch_size:
                 raise ValueError(f"patch_size {self.patch_size} must divide image_size {self.image_size}")
             return self
@@ -83,8 +83,7 @@ class PatchKMeansTokenizer(ImageTokenizer):
             patches = patches[torch.randperm(len(patches), generator=generator)[: self.params.max_patches]]
         if len(patches) < self.codebook_size:
             raise DataError(
-                f"patch_kmeans needs at least codebook_size={self.codebook_size} patches, "
-                f"the corpus has {len(patches)}"
+                f"patch_kmeans needs at least codebook_size={self.codebook_size} patches, the corpus has {len(patches)}"
             )
         centroids = _kmeans_plus_plus(patches, self.codebook_size, generator)
         for _ in range(self.params.iterations):
@@ -112,9 +111,7 @@ class PatchKMeansTokenizer(ImageTokenizer):
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size}), got {codes.min()}..{codes.max()}")
         p = self.params.patch_size
-        pixels = rearrange(
-            codebook[codes], "b (gh gw) (ph pw c) -> b (gh ph) (gw pw) c", gh=self.grid, ph=p, pw=p, c=3
-        )
+        pixels = rearrange(codebook[codes], "b (gh gw) (ph pw c) -> b (gh ph) (gw pw) c", gh=self.grid, ph=p, pw=p, c=3)
         return (pixels * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
 
     @property

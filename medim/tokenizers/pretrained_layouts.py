@@ -26,10 +26,11 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from medim.config.modalities import FIXED, IMAGE, TEXT
 from medim.errors import ConfigError, DataError
 from medim.registry import LAYOUTS, ComponentParams
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerNotLoaded
-from medim.tokenizers.layouts import FIXED, IMAGE, TEXT, CompactLayout, SequenceLayout
+from medim.tokenizers.layouts import CompactLayout, SequenceLayout
 
 #: The specials MeDiM adds to its Llama-2 tokenizer, in order.
 PAPER_SPECIALS = ("<boi>", "<eoi>", "<eos>")
@@ -126,7 +127,7 @@ class MedimPaperLayout(SequenceLayout):
 
 @LAYOUTS.register("liquid_native")
 class LiquidNativeLayout(CompactLayout):
-    """Compact layout with Liquid's ids: image code c at V_text + c (Liquid's pretrained image rows), then the specials."""
+    """Compact layout with Liquid's ids: image code c at V_text + c (its pretrained image rows), then the specials."""
 
     class Params(CompactLayout.Params):
         pad_vocab_to: int = Field(64, ge=1, description="embedding rows are padded to a multiple of this")

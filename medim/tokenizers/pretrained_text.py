@@ -159,7 +159,9 @@ class PretrainedTextTokenizer(TextTokenizer):
         )
         self._model, self._model_hash = None, ""
         roles = {role: i for role, (_, i) in published.roles.items()}
-        self._adopt(published.pieces, roles, dict(published.roles.values()).get, f"the published {self.name} vocabulary")
+        self._adopt(
+            published.pieces, roles, dict(published.roles.values()).get, f"the published {self.name} vocabulary"
+        )
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self._loaded().encode(list(texts))
@@ -176,9 +178,7 @@ class PretrainedTextTokenizer(TextTokenizer):
         if path.is_file():
             return path
         if not path.is_dir():
-            raise DataError(
-                f"tokenizers.text.path {str(path)!r} does not exist; expected {self.describe()['files']}"
-            )
+            raise DataError(f"tokenizers.text.path {str(path)!r} does not exist; expected {self.describe()['files']}")
         for name in MODEL_FILES:
             if (path / name).is_file():
                 return path / name
@@ -191,7 +191,9 @@ class PretrainedTextTokenizer(TextTokenizer):
     def _load(self) -> None:
         file = self._model_file()
         data = file.read_bytes()
-        model = _TokenizerJson(data, file, self.published) if file.suffix == ".json" else _SentencePieceModel(data, file)
+        model = (
+            _TokenizerJson(data, file, self.published) if file.suffix == ".json" else _SentencePieceModel(data, file)
+        )
         self._adopt(model.size, model.roles, model.piece_id, str(file))
         self._model, self._model_hash = model, hashlib.sha256(data).hexdigest()[:16]
 

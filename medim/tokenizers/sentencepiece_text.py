@@ -26,7 +26,9 @@ class SentencePieceTokenizer(TextTokenizer):
 
     class Params(ComponentParams):
         vocab_size: int = Field(320, ge=8, description="pieces when training (a soft limit for small corpora)")
-        model_type: Literal["bpe", "unigram"] = Field("bpe", description="bpe as Llama-2's tokenizer; unigram caps the vocabulary low on small corpora")
+        model_type: Literal["bpe", "unigram"] = Field(
+            "bpe", description="bpe as Llama-2's tokenizer; unigram caps the vocabulary low on small corpora"
+        )
         model_file: str | None = Field(None, description="use this SentencePiece .model instead of training")
 
     def __init__(self, params: Params) -> None:
@@ -63,7 +65,9 @@ class SentencePieceTokenizer(TextTokenizer):
         if not path.is_file():
             model = self._train(corpus.texts)
             atomic_write(path, lambda tmp: tmp.write_bytes(model))
-            atomic_write_json(path.with_suffix(".json"), {"params": self.params.model_dump(), "corpus": corpus.identity})
+            atomic_write_json(
+                path.with_suffix(".json"), {"params": self.params.model_dump(), "corpus": corpus.identity}
+            )
         self._load(path.read_bytes(), str(path))
 
     def _train(self, texts: list[str]) -> bytes:

@@ -48,8 +48,16 @@ class VQGANConfig:
 
 #: Chameleon's published vqgan.yaml: 8192 codes, 32 x 32 per 512-pixel image, ~68.7M parameters.
 CHAMELEON_VQGAN = VQGANConfig(
-    embed_dim=256, n_embed=8192, z_channels=256, resolution=512, in_channels=3, out_ch=3,
-    ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, attn_resolutions=(),
+    embed_dim=256,
+    n_embed=8192,
+    z_channels=256,
+    resolution=512,
+    in_channels=3,
+    out_ch=3,
+    ch=128,
+    ch_mult=(1, 1, 2, 2, 4),
+    num_res_blocks=2,
+    attn_resolutions=(),
 )
 
 

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from medim.config import ExperimentConfig, TrainConfig, load_resolved
-from medim.config.loading import changed_keys
+from medim.config.policy import DECODING_SECTIONS, RESUMABLE_TRAIN_KEYS, weight_changes
 from medim.errors import ConfigError
 from medim.experiment import Experiment, build_experiment
 from medim.io import atomic_write_json, atomic_write_text
@@ -32,11 +32,6 @@ from medim.training.checkpoints import (
     load_training_state,
     save_checkpoint,
 )
-
-#: Config sections a resumed run may change (how long to train, not what to train).
-RESUMABLE_CHANGES = {"steps", "max_minutes", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints"}
-#: Config sections that only say how a trained model decodes: generation, evaluation and a resumed run may change them.
-DECODING_SECTIONS = ("sampler", "eval")
 
 
 @dataclass(frozen=True)
@@ -84,15 +79,6 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def weight_changes(trained: ExperimentConfig, config: ExperimentConfig) -> list[str]:
-    """Keys at which `config` differs from the one a run was trained with in what its weights are: all but
-    the decoding sections, the labels and the train keys a resumed run may change."""
-    return [
-        k for k in changed_keys(trained.model_dump(mode="json"), config.model_dump(mode="json"))
-        if not (k.startswith("train.") and k.split(".")[1] in RESUMABLE_CHANGES) and k.split(".")[0] not in (*DECODING_SECTIONS, "name", "description")
-    ]
-
-
 def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
     """Check the run directory against `resume`; a resumed run must have the same config."""
     run_dir = config.run_dir
@@ -110,7 +96,7 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
     if not_allowed:
         raise ConfigError(
             f"--resume: the config differs from the run in {run_dir} at {', '.join(not_allowed)}; "
-            f"only train.{{{', '.join(sorted(RESUMABLE_CHANGES))}}} and the decoding sections "
+            f"only train.{{{', '.join(sorted(RESUMABLE_TRAIN_KEYS))}}} and the decoding sections "
             f"({', '.join(s + '.*' for s in DECODING_SECTIONS)}) may change when resuming"
         )
     return run_dir
@@ -148,7 +134,9 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     session_start = time.monotonic()  # train.max_minutes limits each invocation, so a resume gets a full budget
     earlier_seconds = state.elapsed_seconds
     step = state.step
-    bar = tqdm(total=train_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=train_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True
+    )
     window_tokens, window_start = 0, time.monotonic()
     stopped_early = False
     while step < train_cfg.steps:
@@ -157,7 +145,9 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
         batch = experiment.task.training_batch(train_tokens[indices].to(device), step_generator(config.seed, step))
         output = experiment.task.loss(model, batch)
         accelerator.backward(output.loss)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), train_cfg.grad_clip) if train_cfg.grad_clip else None
+        grad_norm = (
+            accelerator.clip_grad_norm_(model.parameters(), train_cfg.grad_clip) if train_cfg.grad_clip else None
+        )
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -168,24 +158,34 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
             speed = window_tokens / max(1e-9, time.monotonic() - window_start)
             window_tokens, window_start = 0, time.monotonic()
             record = {
-                "step": step, "loss": output.loss.item(), "cross_entropy": output.cross_entropy,
-                "accuracy": output.accuracy, "lr": scheduler.get_last_lr()[0], "tokens_per_s": round(speed),
+                "step": step,
+                "loss": output.loss.item(),
+                "cross_entropy": output.cross_entropy,
+                "accuracy": output.accuracy,
+                "lr": scheduler.get_last_lr()[0],
+                "tokens_per_s": round(speed),
                 "grad_norm": None if grad_norm is None else float(grad_norm),
                 **{f"cross_entropy_{name}": value for name, value in output.modality_cross_entropy.items()},
             }
             log.write(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{output.accuracy:.2f}", tok_s=f"{speed:,.0f}")
         if step % train_cfg.eval_every == 0 or step == train_cfg.steps:
-            val = validation_losses(experiment, accelerator.unwrap_model(model), val_tokens, train_cfg, config.seed, device)
+            val = validation_losses(
+                experiment, accelerator.unwrap_model(model), val_tokens, train_cfg, config.seed, device
+            )
             log.write({"step": step, **{f"val_{k}": v for k, v in val.items()}})
             bar.write(f"step {step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in val.items()))
         session = time.monotonic() - session_start
         timed_out = train_cfg.max_minutes is not None and session > 60 * train_cfg.max_minutes
         if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps or timed_out:
             state = TrainerState(step=step, elapsed_seconds=earlier_seconds + session, finished=step == train_cfg.steps)
-            save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, train_cfg.keep_checkpoints)
+            save_checkpoint(
+                run_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, train_cfg.keep_checkpoints
+            )
         if timed_out and step < train_cfg.steps:
-            bar.write(f"stopping at step {step}: train.max_minutes={train_cfg.max_minutes} reached (resume with --resume)")
+            bar.write(
+                f"stopping at step {step}: train.max_minutes={train_cfg.max_minutes} reached (resume with --resume)"
+            )
             stopped_early = True
             break
     bar.close()
@@ -194,14 +194,21 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
 
 @torch.no_grad()
 def validation_losses(
-    experiment: Experiment, model: torch.nn.Module, val_tokens: torch.Tensor, train_cfg: TrainConfig, seed: int, device: torch.device
+    experiment: Experiment,
+    model: torch.nn.Module,
+    val_tokens: torch.Tensor,
+    train_cfg: TrainConfig,
+    seed: int,
+    device: torch.device,
 ) -> dict[str, float]:
     """Mean validation loss per task over fixed batches and fixed noise (comparable across steps)."""
     model.eval()
     totals: dict[str, float] = {}
     for index in range(train_cfg.val_batches):
         rows = torch.arange(index * train_cfg.batch_size, (index + 1) * train_cfg.batch_size) % len(val_tokens)
-        losses = experiment.task.validation_losses(model, val_tokens[rows].to(device), step_generator(seed, index, stream=2))
+        losses = experiment.task.validation_losses(
+            model, val_tokens[rows].to(device), step_generator(seed, index, stream=2)
+        )
         for key, value in losses.items():
             totals[key] = totals.get(key, 0.0) + value / train_cfg.val_batches
     return totals

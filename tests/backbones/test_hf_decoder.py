@@ -132,11 +132,17 @@ def test_inconsistent_params_are_refused(overrides: dict, match: str) -> None:
         BACKBONES.validate({**SMALL, **overrides}, where="backbone")
 
 
-@pytest.mark.parametrize(("bidirectional", "padded", "expected"), [
-    (True, False, None), (True, True, (2, 1, 1, 12)), (False, False, None), (False, True, (2, 1, 12, 12)),
-])
+@pytest.mark.parametrize(
+    ("bidirectional", "padded", "expected"),
+    [
+        (True, False, None),
+        (True, True, (2, 1, 1, 12)),
+        (False, False, None),
+        (False, True, (2, 1, 12, 12)),
+    ],
+)
 def test_sdpa_gets_no_square_mask_unless_causal_with_padding(monkeypatch, bidirectional, padded, expected) -> None:
-    """Full attention passes no mask (Flash-eligible), padding a broadcast [B,1,1,L] one; only causal+padding is L x L."""
+    """Full attention passes no mask (Flash-eligible), padding a broadcast [B,1,1,L] one; causal+padding is L x L."""
     seen = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
 

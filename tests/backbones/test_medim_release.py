@@ -25,7 +25,13 @@ from medim.errors import ConfigError, DataError
 from medim.registry import BACKBONES
 
 VOCAB = 120
-SWITCHES = {"adaln_gate": "raw", "adaln_init": "normal", "bidirectional": True, "timestep_embedding": True, "adaln": True}
+SWITCHES = {
+    "adaln_gate": "raw",
+    "adaln_init": "normal",
+    "bidirectional": True,
+    "timestep_embedding": True,
+    "adaln": True,
+}
 
 
 @pytest.fixture()
@@ -38,37 +44,58 @@ def liquid_dir(tmp_path: Path) -> Path:
 
 def released_backbone(liquid_dir: Path, release: Path, **switches):
     state = read_release(release)
-    spec = {"name": "liquid", "checkpoint": str(liquid_dir), "num_layers": release_num_layers(state), **SWITCHES, **switches}
+    spec = {
+        "name": "liquid",
+        "checkpoint": str(liquid_dir),
+        "num_layers": release_num_layers(state),
+        **SWITCHES,
+        **switches,
+    }
     with empty_weights():
         backbone = BACKBONES.build(spec, vocab_size=VOCAB, max_seq_len=64, layout=None)
     load_release(backbone, state)
     return backbone.eval()
 
 
-def reference_forward(state: dict[str, torch.Tensor], tokens: torch.Tensor, sigma: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+def reference_forward(
+    state: dict[str, torch.Tensor], tokens: torch.Tensor, sigma: torch.Tensor, padding: torch.Tensor
+) -> torch.Tensor:
     """MeDiM's modified Gemma, written out: sinusoid -> MLP -> per-layer AdaLN with raw gates; final norm."""
     config = tiny_liquid_config(LAYERS)
     config.vocab_size = VOCAB
     config._attn_implementation = "eager"
     gemma = GemmaForCausalLM(config).eval()
-    gemma.load_state_dict({k: v for k, v in state.items() if "adaLN" not in k and "time_embedder" not in k}, strict=False)
+    gemma.load_state_dict(
+        {k: v for k, v in state.items() if "adaLN" not in k and "time_embedder" not in k}, strict=False
+    )
     half = 128
     freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
     args = sigma[:, None].float() * freqs[None]
     t_freq = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     h = t_freq @ state["model.time_embedder.mlp.0.weight"].T + state["model.time_embedder.mlp.0.bias"]
-    c = torch.nn.functional.silu(h) @ state["model.time_embedder.mlp.2.weight"].T + state["model.time_embedder.mlp.2.bias"]
+    c = (
+        torch.nn.functional.silu(h) @ state["model.time_embedder.mlp.2.weight"].T
+        + state["model.time_embedder.mlp.2.bias"]
+    )
     x = gemma.model.embed_tokens(tokens)
     if not hasattr(gemma.model.embed_tokens, "embed_scale"):
         x = x * HIDDEN**0.5
     positions = torch.arange(tokens.shape[1])[None].expand(len(tokens), -1)
     rotary = gemma.model.rotary_emb(x, positions)
-    mask = torch.zeros(len(tokens), 1, 1, tokens.shape[1]).masked_fill(~padding[:, None, None, :], torch.finfo(torch.float32).min)
+    mask = torch.zeros(len(tokens), 1, 1, tokens.shape[1]).masked_fill(
+        ~padding[:, None, None, :], torch.finfo(torch.float32).min
+    )
     for i, layer in enumerate(gemma.model.layers):
-        mod = c @ state[f"model.layers.{i}.adaLN_modulation.weight"].T + state[f"model.layers.{i}.adaLN_modulation.bias"]
+        mod = (
+            c @ state[f"model.layers.{i}.adaLN_modulation.weight"].T + state[f"model.layers.{i}.adaLN_modulation.bias"]
+        )
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=1)
         normed = layer.input_layernorm(x) * (1 + scale_msa[:, None]) + shift_msa[:, None]
-        x = x + gate_msa[:, None] * layer.self_attn(hidden_states=normed, position_embeddings=rotary, attention_mask=mask)[0]
+        x = (
+            x
+            + gate_msa[:, None]
+            * layer.self_attn(hidden_states=normed, position_embeddings=rotary, attention_mask=mask)[0]
+        )
         normed = layer.post_attention_layernorm(x) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
         x = x + gate_mlp[:, None] * layer.mlp(normed)
     return gemma.model.norm(x)
@@ -102,7 +129,11 @@ def test_a_renamed_or_missing_key_is_named(tmp_path: Path, liquid_dir: Path) -> 
     state = fabricate_medim_release(tmp_path / "release", vocab_size=VOCAB)
     state["model.layers.0.mlp.gate_projection.weight"] = state.pop("model.layers.0.mlp.gate_proj.weight")
     save_file(state, str(tmp_path / "release" / "model.safetensors"))
-    with pytest.raises(DataError, match=r"missing: model\.layers\.0\.mlp\.gate_proj\.weight.*unexpected: model\.layers\.0\.mlp\.gate_projection\.weight"):
+    with pytest.raises(
+        DataError,
+        match=r"missing: model\.layers\.0\.mlp\.gate_proj\.weight.*"
+        r"unexpected: model\.layers\.0\.mlp\.gate_projection\.weight",
+    ):
         released_backbone(liquid_dir, tmp_path / "release")
 
 

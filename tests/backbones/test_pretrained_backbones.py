@@ -34,16 +34,30 @@ PLAIN = {"bidirectional": False, "timestep_embedding": False, "adaln": False}
 
 def _gemma(tied: bool = True) -> GemmaForCausalLM:
     config = GemmaConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=64, tie_word_embeddings=tied, pad_token_id=0,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=64,
+        tie_word_embeddings=tied,
+        pad_token_id=0,
     )
     return GemmaForCausalLM(config)
 
 
 def _llama(tied: bool = False) -> LlamaForCausalLM:
     config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=64, tie_word_embeddings=tied,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+        tie_word_embeddings=tied,
     )
     return LlamaForCausalLM(config)
 
@@ -51,8 +65,14 @@ def _llama(tied: bool = False) -> LlamaForCausalLM:
 def _other(config_cls, model_cls) -> torch.nn.Module:
     """Qwen2 (attention biases) or Mistral, to show `hf_checkpoint` takes other decoders of the same shape."""
     config = config_cls(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
     )
     return model_cls(config)
 
@@ -98,9 +118,17 @@ def our_logits(backbone, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [("liquid", "gemma"), ("liquid", "gemma_bin"), ("liquid", "gemma_single"), ("llama", "llama"),
-     ("llama", "llama_tied"), ("hf_checkpoint", "gemma"), ("hf_checkpoint", "llama"), ("hf_checkpoint", "qwen2"),
-     ("hf_checkpoint", "mistral")],
+    [
+        ("liquid", "gemma"),
+        ("liquid", "gemma_bin"),
+        ("liquid", "gemma_single"),
+        ("llama", "llama"),
+        ("llama", "llama_tied"),
+        ("hf_checkpoint", "gemma"),
+        ("hf_checkpoint", "llama"),
+        ("hf_checkpoint", "qwen2"),
+        ("hf_checkpoint", "mistral"),
+    ],
 )
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_switches_off_give_the_plain_transformers_logits(checkpoints, name: str, key: str, attention: str) -> None:
@@ -203,7 +231,9 @@ def test_dry_run_builds_the_published_liquid_on_the_meta_device() -> None:
     with empty_weights():
         backbone = BACKBONES.build(
             {"name": "liquid", "num_layers": 10, "timestep_embedding": False, "adaln": False},
-            vocab_size=40196, max_seq_len=1310, layout=None,
+            vocab_size=40196,
+            max_seq_len=1310,
+            layout=None,
         )
     assert all(p.device.type == "meta" for p in backbone.parameters())
     hidden, mlp, q_width, layers = 3072, 24576, 16 * 256, 10
@@ -239,8 +269,14 @@ def test_a_directory_without_weights_or_config_is_refused(tmp_path, checkpoints)
 
 def test_a_vocabulary_too_small_for_the_layout_is_refused(tmp_path, tiny_layout) -> None:
     config = GemmaConfig(
-        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, pad_token_id=0,
+        vocab_size=40,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        pad_token_id=0,
     )
     GemmaForCausalLM(config).save_pretrained(tmp_path)
     with pytest.raises(DataError, match="vocabulary has 40 rows but the text tokenizer uses ids up to"):

@@ -37,7 +37,9 @@ def test_llama_ablation_dry_run_has_an_untied_head(capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize(("name", "model_type"), [("liquid", "gemma"), ("llama", "llama")])
-def test_info_shows_the_checkpoint_files_expected(name: str, model_type: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_shows_the_checkpoint_files_expected(
+    name: str, model_type: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["info", name]) == 0
     out = capsys.readouterr().out
     assert "model.safetensors.index.json" in out and "pytorch_model.bin" in out and "config.json" in out

@@ -23,7 +23,7 @@ from medim.config.loading import (
     load_layered,
 )
 from medim.errors import ConfigError, MedimError
-from medim.registry import SAMPLERS
+from medim.registry import BACKBONES, SAMPLERS
 
 BASE = BUNDLED_EXPERIMENTS / "base.yaml"
 
@@ -121,7 +121,9 @@ def test_defaults_self_cycle_is_an_error(tmp_path: Path) -> None:
 
 def test_defaults_missing_parent_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path / "exp.yaml", "defaults: [nope.yaml]\nname: x\n")
-    with pytest.raises(ConfigError, match=r"exp\.yaml: `defaults:` names 'nope\.yaml', but .*nope\.yaml does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"exp\.yaml: `defaults:` names 'nope\.yaml', but .*nope\.yaml does not exist"
+    ):
         load_experiment(path)
 
 
@@ -135,16 +137,16 @@ def test_defaults_must_be_file_names(tmp_path: Path, defaults: str) -> None:
 def test_layered_experiment_validates(child: Path) -> None:
     config = load_experiment(child)
     assert config.name == "child"
-    assert config.backbone["num_layers"] == 2
-    assert config.backbone["hidden_size"] == 128  # from base.yaml
+    assert config.backbone.params.num_layers == 2
+    assert config.backbone.params.hidden_size == 128  # from base.yaml
     assert config.train.steps == 10 and config.train.max_minutes == 5
-    assert config.sampler["schedule"] == "arccos"
+    assert config.sampler.params.schedule == "arccos"
 
 
 def test_layered_component_swap_drops_parent_params(tmp_path: Path) -> None:
     path = write(tmp_path / "exp.yaml", f"defaults: [{BASE}]\nname: anc\nsampler: {{name: ancestral}}\n")
     config = load_experiment(path)
-    assert config.sampler["name"] == "ancestral"
+    assert config.sampler.name == "ancestral"
     assert "schedule" not in config.sampler and "gumbel_temperature" not in config.sampler
 
 
@@ -153,10 +155,10 @@ def test_layered_component_swap_drops_parent_params(tmp_path: Path) -> None:
 
 def test_override_sets_typed_value() -> None:
     config = load_experiment("quickstart", ["backbone.num_layers=2", "train.lr=0.5", "backbone.adaln_init=normal"])
-    assert config.backbone["num_layers"] == 2 and type(config.backbone["num_layers"]) is int
+    assert config.backbone.params.num_layers == 2 and type(config.backbone.params.num_layers) is int
     assert config.train.lr == 0.5
-    assert config.backbone["adaln_init"] == "normal"
-    assert config.backbone["hidden_size"] == 128  # siblings untouched
+    assert config.backbone.params.adaln_init == "normal"
+    assert config.backbone.params.hidden_size == 128  # siblings untouched
 
 
 def test_override_values_are_parsed_as_yaml() -> None:
@@ -178,23 +180,25 @@ def test_override_delete_restores_default() -> None:
 def test_override_swap_component_keeps_only_new_defaults(swap: str) -> None:
     config = load_experiment("quickstart", [swap])
     defaults = SAMPLERS.validate({"name": "ancestral"}).model_dump(mode="json")
-    assert config.sampler == {"name": "ancestral", **defaults}
-    assert "schedule" not in config.sampler  # a maskgit-only key
-    assert "gumbel_temperature" not in config.sampler
+    assert config.sampler.block() == {"name": "ancestral", **defaults}
+    assert "schedule" not in config.sampler.block()  # a maskgit-only key
+    assert "gumbel_temperature" not in config.sampler.block()
 
 
 def test_override_swap_then_set() -> None:
     config = load_experiment("quickstart", ["sampler=ancestral", "sampler.temperature=0.7"])
-    assert config.sampler["name"] == "ancestral" and config.sampler["temperature"] == 0.7
+    assert config.sampler.name == "ancestral" and config.sampler.params.temperature == 0.7
 
 
 def test_override_same_component_name_keeps_params() -> None:
     config = load_experiment("quickstart", ["sampler.gumbel_temperature=2.0", "sampler=maskgit"])
-    assert config.sampler["gumbel_temperature"] == 2.0
+    assert config.sampler.params.gumbel_temperature == 2.0
 
 
 def test_override_swap_after_set_forgets_old_params() -> None:
-    with_swap = apply_overrides({"sampler": {"name": "maskgit", "schedule": "cosine"}}, ["sampler=ancestral"], {"sampler"})
+    with_swap = apply_overrides(
+        {"sampler": {"name": "maskgit", "schedule": "cosine"}}, ["sampler=ancestral"], {"sampler"}
+    )
     assert with_swap == {"sampler": {"name": "ancestral"}}
 
 
@@ -270,7 +274,9 @@ def test_unknown_param_key_lists_valid_keys() -> None:
 
 
 def test_invalid_literal_value_names_choices() -> None:
-    with pytest.raises(ConfigError, match=r"sampler\.schedule: Input should be 'arccos', 'cosine' or 'linear' \(got 'cosin'\)"):
+    with pytest.raises(
+        ConfigError, match=r"sampler\.schedule: Input should be 'arccos', 'cosine' or 'linear' \(got 'cosin'\)"
+    ):
         load_experiment("quickstart", ["sampler.schedule=cosin"])
 
 
@@ -284,31 +290,45 @@ def test_unknown_section_and_train_key() -> None:
 
 
 def test_unknown_component_suggests_close_match() -> None:
-    with pytest.raises(ConfigError, match=r"backbone: unknown backbones 'hf_decodr'\. Did you mean 'hf_decoder'") as info:
+    with pytest.raises(
+        ConfigError, match=r"backbone: unknown backbones 'hf_decodr'\. Did you mean 'hf_decoder'"
+    ) as info:
         load_experiment("quickstart", ["backbone=hf_decodr"])
     assert "Available backbones: hf_checkpoint, hf_decoder, liquid, llama" in str(info.value)
 
 
 def test_missing_section_is_reported(tmp_path: Path) -> None:
     path = write(tmp_path / "exp.yaml", f"defaults: [{BASE}]\nname: x\n")
-    with pytest.raises(ConfigError, match=r"exp\.yaml \(with overrides ~backbone\) is invalid:\nbackbone: Field required"):
+    with pytest.raises(
+        ConfigError, match=r"exp\.yaml \(with overrides ~backbone\) is invalid:\nbackbone: Field required"
+    ):
         load_experiment(path, ["~backbone"])
 
 
 def test_component_block_without_name() -> None:
-    with pytest.raises(ConfigError, match=r"noise: expected a block with a `name:` key naming one of noise \(cosine, linear, loglinear, polynomial\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"noise: expected a block with a `name:` key naming one of noise "
+        r"\(cosine, linear, loglinear, polynomial\)",
+    ):
         load_experiment("quickstart", ["~noise.name"])
 
 
 def test_image_tokenizer_as_text_tokenizer_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"tokenizers\.text names 'patch_kmeans', which tokenizes images, not texts; "
-                       r"choose one of: gemma_text, llama2_text, sentencepiece"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tokenizers\.text names 'patch_kmeans', which tokenizes images, not texts; "
+        r"choose one of: gemma_text, llama2_text, sentencepiece",
+    ):
         load_experiment("quickstart", ["tokenizers.text=patch_kmeans"])
 
 
 def test_text_tokenizer_as_image_tokenizer_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"tokenizers\.image names 'sentencepiece', which tokenizes texts, not images; "
-                       r"choose one of: chameleon_vqgan, patch_kmeans"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tokenizers\.image names 'sentencepiece', which tokenizes texts, not images; "
+        r"choose one of: chameleon_vqgan, patch_kmeans",
+    ):
         load_experiment("quickstart", ["tokenizers.image=sentencepiece"])
 
 
@@ -323,12 +343,12 @@ def test_quickstart_by_name_resolves_every_default() -> None:
     config = load_experiment("quickstart")
     assert isinstance(config, ExperimentConfig)
     assert config.name == "quickstart"
-    assert config.backbone["name"] == "hf_decoder"
-    assert config.backbone["adaln_init"] == "zero"  # a default that no YAML file states
-    assert config.backbone["num_kv_heads"] is None
-    assert config.tokenizers.text["model_file"] is None
-    assert config.tokenizers.image["iterations"] == 30
-    assert config.sampler["temperature"] == 1.0
+    assert config.backbone.name == "hf_decoder"
+    assert config.backbone.params.adaln_init == "zero"  # a default that no YAML file states
+    assert config.backbone.params.num_kv_heads is None
+    assert config.tokenizers.text.params.model_file is None
+    assert config.tokenizers.image.params.iterations == 30
+    assert config.sampler.params.temperature == 1.0
     assert config.train.min_lr_ratio == 0.1 and config.eval.split == "test"
     assert config.run_dir == Path("runs") / "quickstart"
 
@@ -346,7 +366,9 @@ def test_list_experiments_includes_bundled() -> None:
 
 
 def test_unknown_experiment_lists_bundled() -> None:
-    with pytest.raises(ConfigError, match=r"no experiment named 'quickstrat': give a path to a \.yaml file or one of: ") as info:
+    with pytest.raises(
+        ConfigError, match=r"no experiment named 'quickstrat': give a path to a \.yaml file or one of: "
+    ) as info:
         load_experiment("quickstrat")
     assert "quickstart" in str(info.value)
 
@@ -374,8 +396,26 @@ def test_to_yaml_of_layered_child_round_trips(child: Path) -> None:
 def test_validate_experiment_errors_use_context() -> None:
     data = yaml.safe_load(load_experiment("quickstart").to_yaml())
     data["backbone"]["num_layers"] = "many"
-    with pytest.raises(ConfigError, match=r"^resolved\.yaml: backbone: .*\nbackbone\.num_layers: "):
+    with pytest.raises(ConfigError, match=r"^resolved\.yaml is invalid:\nbackbone\.num_layers: .*valid integer"):
         validate_experiment(data, context="resolved.yaml")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    overrides = ["backbone.hiden_size=3", "sampler.schedule=cosin", "train.steps=0", "noise=nope"]
+    with pytest.raises(ConfigError) as info:
+        load_experiment("quickstart", overrides)
+    lines = str(info.value).splitlines()[1:]
+    assert [line.split(":")[0] for line in lines] == ["backbone.hiden_size", "noise", "sampler.schedule", "train.steps"]
+    assert "unknown noise 'nope'" in lines[1] and "greater than 0 (got 0)" in lines[3]
+
+
+def test_component_blocks_are_typed_params_and_dump_back_to_flat_blocks() -> None:
+    config = load_experiment("quickstart", ["backbone.num_layers=2"])
+    assert isinstance(config.backbone.params, BACKBONES.params_model("hf_decoder"))
+    assert config.backbone.params.num_layers == 2
+    dumped = yaml.safe_load(config.to_yaml())
+    assert dumped["backbone"] == {"name": "hf_decoder", **config.backbone.params.model_dump(mode="json")}
+    assert validate_experiment(dumped) == config  # the YAML round trip changes nothing
 
 
 def test_resolved_config_is_frozen() -> None:
@@ -387,4 +427,4 @@ def test_resolved_config_is_frozen() -> None:
 @pytest.mark.parametrize("name", [n for n in list_experiments() if n != "base"])
 def test_every_bundled_experiment_validates(name: str) -> None:
     config = load_experiment(name)
-    assert config.name and config.backbone["name"] and config.layout["name"]
+    assert config.name and config.backbone.name and config.layout.name

@@ -114,9 +114,7 @@ def test_multihot_round_trip():
 
 def sampled_labels(domain: str, sampler, count: int = 2000) -> list[frozenset[str]]:
     """Labels exactly as make_sample draws them (they are the first use of its RNG)."""
-    return [
-        sampler(np.random.default_rng([0, SPLIT_CODE["train"], i, DOMAIN_CODE[domain]])) for i in range(count)
-    ]
+    return [sampler(np.random.default_rng([0, SPLIT_CODE["train"], i, DOMAIN_CODE[domain]])) for i in range(count)]
 
 
 def test_make_sample_labels_come_from_the_sampler():

@@ -76,12 +76,18 @@ TINY_RUN = ["data.num_train=40", "data.num_val=8", "data.num_test=8"]
 
 
 def test_experiment_tokens_equal_the_direct_packing_and_follow_the_tokenizer(capsys) -> None:
-    experiment = build_experiment(load_experiment("quickstart", [*TINY_RUN, "tokenizers.image.codebook_size=32"]), progress=False)
+    experiment = build_experiment(
+        load_experiment("quickstart", [*TINY_RUN, "tokenizers.image.codebook_size=32"]), progress=False
+    )
     data = experiment.dataset.split("val")
-    direct = experiment.layout.pack(experiment.image_tokenizer.encode(data.images), experiment.layout.pack_text(data.reports).ids)
+    direct = experiment.layout.pack(
+        experiment.image_tokenizer.encode(data.images), experiment.layout.pack_text(data.reports).ids
+    )
     shards = experiment.tokens("val", shard_size=3)
     assert torch.equal(shards[torch.arange(len(direct))], direct)
-    other = build_experiment(load_experiment("quickstart", [*TINY_RUN, "tokenizers.image.codebook_size=24"]), progress=False)
+    other = build_experiment(
+        load_experiment("quickstart", [*TINY_RUN, "tokenizers.image.codebook_size=24"]), progress=False
+    )
     capsys.readouterr()
     rebuilt = other.tokens("val", shard_size=3)
     assert rebuilt.directory == shards.directory  # same data and layout: same place, rebuilt not reused

@@ -23,14 +23,21 @@ backbone:
   checkpoint: {checkpoint}
   num_layers: 2
   learned_positions: true
-train: {{steps: 3, batch_size: 8, warmup_steps: 1, eval_every: 3, checkpoint_every: 3, val_batches: 1, max_minutes: null}}
+train:
+  {{steps: 3, batch_size: 8, warmup_steps: 1, eval_every: 3, checkpoint_every: 3, val_batches: 1, max_minutes: null}}
 """
 
 
 def test_a_checkpoint_backbone_trains_from_yaml_and_reloads(tmp_path: Path) -> None:
     config = GemmaConfig(
-        vocab_size=170, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
-        num_key_value_heads=2, head_dim=16, pad_token_id=0,
+        vocab_size=170,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        pad_token_id=0,
     )
     torch.manual_seed(0)
     pretrained = GemmaForCausalLM(config)

@@ -34,7 +34,9 @@ def release(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path,
     image = TOKENIZERS.build({"name": "chameleon_vqgan", "config": str(vqgan_yaml), "checkpoint": str(vqgan_ckpt)})
     text.prepare(None, llama_tokenizer_dir)
     image.prepare(None, vqgan_yaml.parent)
-    layout = LAYOUTS.build({"name": "medim_paper", "max_text_tokens": TEXT_TOKENS}, image_tokenizer=image, text_tokenizer=text)
+    layout = LAYOUTS.build(
+        {"name": "medim_paper", "max_text_tokens": TEXT_TOKENS}, image_tokenizer=image, text_tokenizer=text
+    )
     root = tmp_path_factory.mktemp("medim_release")
     fabricate_medim_release(root / "checkpoint_510000", vocab_size=layout.vocab_size)
     tiny_liquid_config().save_pretrained(root / "Liquid_tiny")  # the config it was trained from; no weights needed
@@ -44,25 +46,29 @@ def release(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path,
 
 
 def test_text_to_image_from_the_released_checkpoint(release: dict, tmp_path: Path) -> None:
-    code = main(["generate", *release["args"], "--report", "The heart is enlarged.", "--num", "2", "--out", str(tmp_path)])
+    code = main(
+        ["generate", *release["args"], "--report", "The heart is enlarged.", "--num", "2", "--out", str(tmp_path)]
+    )
     assert code == 0
-    images = sorted(tmp_path.glob("image_*.png"))
+    images = sorted(tmp_path.glob("0*.png"))
     assert len(images) == 2
     size = release["image_size"]
     assert all(np.asarray(Image.open(p)).shape == (size, size, 3) for p in images)
 
 
-def test_image_to_text_from_the_released_checkpoint(release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_image_to_text_from_the_released_checkpoint(
+    release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "xray.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30), dtype=np.uint8), mode="L").save(source)
     assert main(["generate", *release["args"], "--image", str(source), "--out", str(tmp_path / "out")]) == 0
-    reports = list((tmp_path / "out").glob("report_*.txt"))
-    assert len(reports) == 1 and "report_000.txt:" in capsys.readouterr().out
+    reports = list((tmp_path / "out").glob("0*.txt"))
+    assert len(reports) == 1 and "000: " in capsys.readouterr().out
 
 
 def test_joint_pairs_from_the_released_checkpoint(release: dict, tmp_path: Path) -> None:
     assert main(["generate", *release["args"], "--pairs", "2", "--out", str(tmp_path)]) == 0
-    assert len(list(tmp_path.glob("pair_*.png"))) == 2 and len(list(tmp_path.glob("pair_*.txt"))) == 2
+    assert len(list(tmp_path.glob("0*.png"))) == 2 and len(list(tmp_path.glob("0*.txt"))) == 2
 
 
 def test_a_release_that_does_not_fit_the_layout_is_a_clear_error(release: dict, tmp_path: Path, capsys) -> None:
@@ -75,6 +81,8 @@ def test_a_release_that_does_not_fit_the_layout_is_a_clear_error(release: dict, 
     assert not (tmp_path / "out").exists()
 
 
-def test_run_dir_and_checkpoint_are_exclusive(release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_dir_and_checkpoint_are_exclusive(
+    release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["generate", str(tmp_path), *release["args"], "--pairs", "1"]) == 2
     assert "not both or neither" in capsys.readouterr().err

@@ -55,7 +55,13 @@ def one_thread() -> Iterator[None]:
 def trained() -> FindingClassifier:
     images, labels = quadrant_images(512, seed=0)
     return train_finding_classifier(
-        images, labels, label_names=QUADRANTS, epochs=6, batch_size=64, lr=3e-3, seed=0,
+        images,
+        labels,
+        label_names=QUADRANTS,
+        epochs=6,
+        batch_size=64,
+        lr=3e-3,
+        seed=0,
         augment=True,
     )
 
@@ -94,9 +100,7 @@ def test_same_seed_gives_same_model_and_other_seed_differs() -> None:
     images, labels = quadrant_images(64, seed=4)
 
     def train(seed: int) -> np.ndarray:
-        model = train_finding_classifier(
-            images, labels, epochs=1, batch_size=32, seed=seed, augment=True
-        )
+        model = train_finding_classifier(images, labels, epochs=1, batch_size=32, seed=seed, augment=True)
         return model.predict_proba(images)
 
     first = train(seed=7)

@@ -46,9 +46,7 @@ def test_per_label_scores() -> None:
 
 def test_unequal_precision_and_recall() -> None:
     # label a: TP in 0, FP in 1 and 2 -> P = 1/3, R = 1/1, F1 = 2*1/(2*1+2+0) = 0.5
-    scores = finding_scores(
-        [frozenset("a")] * 3, [frozenset("a"), frozenset(), frozenset()], ("a",)
-    )
+    scores = finding_scores([frozenset("a")] * 3, [frozenset("a"), frozenset(), frozenset()], ("a",))
     assert scores["per_label"]["a"]["precision"] == pytest.approx(1 / 3)
     assert scores["per_label"]["a"]["recall"] == pytest.approx(1.0)
     assert scores["per_label"]["a"]["f1"] == pytest.approx(0.5)

@@ -62,9 +62,7 @@ def test_long_captions_are_cut_so_rows_keep_their_height(tmp_path: Path) -> None
     cell_w = canvas.shape[1] // 2
     side = SIZE * SCALE
     assert cell_w > short.shape[1] // 2
-    np.testing.assert_array_equal(
-        canvas[top : top + side, left + cell_w : left + cell_w + side], enlarged(images[1])
-    )
+    np.testing.assert_array_equal(canvas[top : top + side, left + cell_w : left + cell_w + side], enlarged(images[1]))
 
 
 def test_wrap_caption_truncates_with_dots_and_keeps_line_breaks() -> None:
@@ -103,9 +101,7 @@ def test_reference_image_sits_right_of_the_generated_one(tmp_path: Path) -> None
     np.testing.assert_array_equal(generated_cell, enlarged(generated[0]))
     band = canvas[top : top + side, left + side :]
     reference_left = int(np.nonzero((band != 255).any(axis=(0, 2)))[0].min())
-    np.testing.assert_array_equal(
-        band[:, reference_left : reference_left + side], enlarged(reference[0])
-    )
+    np.testing.assert_array_equal(band[:, reference_left : reference_left + side], enlarged(reference[0]))
 
 
 def test_no_temporary_file_is_left_and_overwrite_works(tmp_path: Path) -> None:

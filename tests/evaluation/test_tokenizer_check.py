@@ -101,8 +101,17 @@ def test_bad_folders_and_files_are_named(folder: Path, vqgan, tmp_path: Path) ->
 def test_cli_checks_an_experiments_image_tokenizer(folder: Path, tiny_vqgan_files, tmp_path: Path, capsys) -> None:
     config, checkpoint = tiny_vqgan_files
     out = tmp_path / "out"
-    args = ["reconstruct", "quickstart", str(folder), f"tokenizers.image={{name: chameleon_vqgan, config: {config}, checkpoint: {checkpoint}}}",
-            "--out", str(out), "--quiet", "--limit", "2"]
+    args = [
+        "reconstruct",
+        "quickstart",
+        str(folder),
+        f"tokenizers.image={{name: chameleon_vqgan, config: {config}, checkpoint: {checkpoint}}}",
+        "--out",
+        str(out),
+        "--quiet",
+        "--limit",
+        "2",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("2 images, ") and "PSNR  mean" in printed and "SSIM  mean" in printed

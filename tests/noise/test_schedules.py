@@ -17,12 +17,21 @@ EPS = 1e-3
 #: (spec, alpha(t) written out, the ELBO weight -alpha'/(1 - alpha) written out)
 CLOSED_FORMS = [
     ({"name": "loglinear", "eps": EPS}, lambda t: 1 - (1 - EPS) * t, lambda t: 1 / t),
-    ({"name": "linear", "sigma_min": 0.5, "sigma_max": 7.0}, lambda t: torch.exp(-(0.5 + 6.5 * t)),
-     lambda t: 6.5 / torch.expm1(0.5 + 6.5 * t)),
-    ({"name": "cosine", "eps": EPS}, lambda t: EPS + (1 - EPS) * torch.cos(math.pi * t / 2),
-     lambda t: (1 - EPS) * math.pi / 2 * torch.sin(math.pi * t / 2) / ((1 - EPS) * (1 - torch.cos(math.pi * t / 2)))),
-    ({"name": "cosine", "eps": EPS, "form": "maskgit"}, lambda t: 1 - (1 - EPS) * torch.sin(math.pi * t / 2),
-     lambda t: math.pi / 2 / torch.tan(math.pi * t / 2)),
+    (
+        {"name": "linear", "sigma_min": 0.5, "sigma_max": 7.0},
+        lambda t: torch.exp(-(0.5 + 6.5 * t)),
+        lambda t: 6.5 / torch.expm1(0.5 + 6.5 * t),
+    ),
+    (
+        {"name": "cosine", "eps": EPS},
+        lambda t: EPS + (1 - EPS) * torch.cos(math.pi * t / 2),
+        lambda t: (1 - EPS) * math.pi / 2 * torch.sin(math.pi * t / 2) / ((1 - EPS) * (1 - torch.cos(math.pi * t / 2))),
+    ),
+    (
+        {"name": "cosine", "eps": EPS, "form": "maskgit"},
+        lambda t: 1 - (1 - EPS) * torch.sin(math.pi * t / 2),
+        lambda t: math.pi / 2 / torch.tan(math.pi * t / 2),
+    ),
     ({"name": "polynomial", "eps": EPS, "exponent": 3.0}, lambda t: 1 - (1 - EPS) * t**3, lambda t: 3 / t),
     ({"name": "polynomial", "eps": EPS, "exponent": 0.5}, lambda t: 1 - (1 - EPS) * t**0.5, lambda t: 0.5 / t),
 ]
@@ -102,7 +111,9 @@ def test_corruption_rate_matches_one_minus_alpha_and_respects_noisable(spec: dic
 def test_per_position_times_corrupt_each_position_at_its_own_rate(loglinear) -> None:
     x0 = torch.zeros(2000, 100, dtype=torch.long)
     times = torch.cat([torch.full((2000, 50), 0.2), torch.full((2000, 50), 0.9)], 1)
-    xt = loglinear.corrupt(x0, times, torch.ones_like(x0, dtype=torch.bool), mask_id=7, generator=torch.Generator().manual_seed(0))
+    xt = loglinear.corrupt(
+        x0, times, torch.ones_like(x0, dtype=torch.bool), mask_id=7, generator=torch.Generator().manual_seed(0)
+    )
     assert abs((xt[:, :50] == 7).float().mean().item() - 0.2 * 0.999) < 0.005
     assert abs((xt[:, 50:] == 7).float().mean().item() - 0.9 * 0.999) < 0.005
 

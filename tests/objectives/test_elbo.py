@@ -48,8 +48,13 @@ def nelbo(objective, denoiser: ExactDenoiser, x0: torch.Tensor) -> float:
     masks = MASKS.repeat(len(t), 1)
     xt = torch.where(masks, MASK, x0[None])
     times = rows_t[:, None].expand(-1, 4).clone()
-    batch = TrainingBatch(x0=x0.expand_as(xt), xt=xt, times=times, noisable=torch.ones_like(xt, dtype=torch.bool),
-                          noise_level=objective.noise.sigma(rows_t))
+    batch = TrainingBatch(
+        x0=x0.expand_as(xt),
+        xt=xt,
+        times=times,
+        noisable=torch.ones_like(xt, dtype=torch.bool),
+        noise_level=objective.noise.sigma(rows_t),
+    )
     scored = objective.scored_tokens(denoiser, batch)
     per_row = torch.zeros(len(xt), dtype=torch.float64).index_add_(0, scored.rows, scored.weighted.double())
     m = objective.noise.masking(rows_t)
@@ -78,7 +83,9 @@ def test_the_elbo_of_the_exact_denoiser_is_minus_log_likelihood(schedule: dict) 
 
 
 def test_the_elbo_of_a_wrong_denoiser_is_an_upper_bound() -> None:
-    objective = OBJECTIVES.build({"name": "elbo"}, layout=LAYOUT, noise=NOISE.build({"name": "loglinear", "eps": 1e-10}))
+    objective = OBJECTIVES.build(
+        {"name": "elbo"}, layout=LAYOUT, noise=NOISE.build({"name": "loglinear", "eps": 1e-10})
+    )
     truth, wrong = markov_table(), ExactDenoiser(product_table())
     bound = sum(float(truth[i]) * nelbo(objective, wrong, STATES[i]) for i in range(len(STATES)))
     entropy = -float((truth * truth.log()).sum())
@@ -89,7 +96,9 @@ def test_other_weightings_are_not_the_elbo() -> None:
     """The unweighted and soft-min-SNR losses are different integrals: they do not equal -log p(x0)."""
     table = markov_table()
     for name in ("unweighted", "softmin_snr"):
-        objective = OBJECTIVES.build({"name": name}, layout=LAYOUT, noise=NOISE.build({"name": "loglinear", "eps": 1e-10}))
+        objective = OBJECTIVES.build(
+            {"name": name}, layout=LAYOUT, noise=NOISE.build({"name": "loglinear", "eps": 1e-10})
+        )
         assert abs(nelbo(objective, ExactDenoiser(table), STATES[7]) + float(torch.log(table[7]))) > 0.1
 
 
@@ -107,7 +116,9 @@ def test_the_held_out_estimator_is_unbiased_for_the_bound(noise: dict) -> None:
     m_max = float(objective.noise.masking(torch.ones(())))
     m = m_max * (torch.arange(n) + torch.rand(n, generator=generator)) / n
     u = torch.rand(x0.shape, generator=generator)
-    estimates = masked_level_estimate(objective, ExactDenoiser(table), x0, torch.ones_like(x0, dtype=torch.bool), m, u, m_max)
+    estimates = masked_level_estimate(
+        objective, ExactDenoiser(table), x0, torch.ones_like(x0, dtype=torch.bool), m, u, m_max
+    )
     expected = -float(torch.log(table[index])) / 4
     stderr = float(estimates.double().std()) / n**0.5
     assert stderr < 0.01 * expected

@@ -44,7 +44,12 @@ def test_elbo_and_unweighted_weights(tiny_layout) -> None:
 @pytest.mark.parametrize("normalize", ["noisable", "masked", "modality"])
 def test_normalisation_and_modality_weights_written_out(tiny_layout, tiny_corpus, normalize: str) -> None:
     weights = {"image": 0.5, "text": 2.0}
-    task = build_task("joint", tiny_layout, objective={"name": "elbo", "normalize": normalize, "modality_weights": weights}, cond_dropout=0.0)
+    task = build_task(
+        "joint",
+        tiny_layout,
+        objective={"name": "elbo", "normalize": normalize, "modality_weights": weights},
+        cond_dropout=0.0,
+    )
     backbone = tiny_backbone(tiny_layout).eval()
     x0 = clean(tiny_layout, tiny_corpus.texts[:4], tiny_corpus.images[:4])
     batch = task.training_batch(x0, torch.Generator().manual_seed(2))
@@ -68,7 +73,10 @@ def test_normalisation_and_modality_weights_written_out(tiny_layout, tiny_corpus
 
 
 def test_modality_weights_fill_in_and_refuse_negatives() -> None:
-    assert OBJECTIVES.validate({"name": "elbo", "modality_weights": {"image": 0.6}}).modality_weights == {"image": 0.6, "text": 1.0}
+    assert OBJECTIVES.validate({"name": "elbo", "modality_weights": {"image": 0.6}}).modality_weights == {
+        "image": 0.6,
+        "text": 1.0,
+    }
     with pytest.raises(RegistryError, match=r"objective.modality_weights.*must be >= 0"):
         OBJECTIVES.validate({"name": "elbo", "modality_weights": {"text": -1.0}}, where="objective")
 
@@ -83,7 +91,9 @@ def test_shared_times_mask_both_modalities_alike_and_independent_times_do_not(ti
         image_t, text_t = batch.times[:, image][:, 0], batch.times[:, text][:, 0]
         assert (batch.times[:, image] == image_t[:, None]).all() and (batch.times[:, text] == text_t[:, None]).all()
         masked = batch.xt == tiny_layout.mask_id
-        correlation = torch.corrcoef(torch.stack([masked[:, image].float().mean(1), masked[:, text].float().mean(1)]))[0, 1]
+        correlation = torch.corrcoef(torch.stack([masked[:, image].float().mean(1), masked[:, text].float().mean(1)]))[
+            0, 1
+        ]
         if mode == "shared":
             assert torch.equal(image_t, text_t) and batch.noise_level.shape == (256,) and correlation > 0.8
         else:
@@ -99,12 +109,18 @@ def test_prompt_keeps_the_first_sentence_clean_and_unscored(tiny_layout, tiny_co
     openings = [x0[row][first[row]].tolist() for row in range(2)]
     assert tiny_layout.text_tokenizer.decode(openings) == ["The heart is enlarged.", "The lungs are clear."]
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
-    assert torch.equal(batch.xt[first], x0[first]) and not batch.noisable[first].any() and (batch.times[first] == 0).all()
+    assert (
+        torch.equal(batch.xt[first], x0[first]) and not batch.noisable[first].any() and (batch.times[first] == 0).all()
+    )
     rest = (tiny_layout.position_modality == TEXT) & ~first
     assert (batch.xt[rest] == tiny_layout.mask_id).any()  # the rest of the report is still noised
 
-    sometimes = build_task("joint", tiny_layout, objective={"name": "elbo", "prompt_probability": 0.3}, cond_dropout=0.0)
-    prompted = ~sometimes.training_batch(x0, torch.Generator().manual_seed(1)).noisable[:, tiny_layout.text_positions[0]]
+    sometimes = build_task(
+        "joint", tiny_layout, objective={"name": "elbo", "prompt_probability": 0.3}, cond_dropout=0.0
+    )
+    prompted = ~sometimes.training_batch(x0, torch.Generator().manual_seed(1)).noisable[
+        :, tiny_layout.text_positions[0]
+    ]
     assert 0.15 < prompted.float().mean().item() < 0.45
 
 
@@ -117,7 +133,9 @@ def test_a_report_without_a_sentence_end_has_no_prompt(tiny_layout, tiny_corpus)
 def test_whole_modality_masking_masks_one_modality_of_joint_samples(tiny_layout, tiny_corpus) -> None:
     x0 = clean(tiny_layout, tiny_corpus.texts[:32] * 8, list(tiny_corpus.images[:32]) * 8)
     objective = {"name": "elbo", "mask_modality_probability": 1.0, "time_sampling": "independent"}
-    task = build_task("joint", tiny_layout, objective=objective, noise={"name": "cosine", "form": "maskgit"}, cond_dropout=0.0)
+    task = build_task(
+        "joint", tiny_layout, objective=objective, noise={"name": "cosine", "form": "maskgit"}, cond_dropout=0.0
+    )
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
     masked = batch.xt == tiny_layout.mask_id
     image, text = tiny_layout.position_modality == IMAGE, tiny_layout.position_modality == TEXT
@@ -131,14 +149,18 @@ def test_whole_modality_masking_masks_one_modality_of_joint_samples(tiny_layout,
     forced_times = torch.cat([batch.times[whole_image][:, image].flatten(), batch.times[whole_text][:, text].flatten()])
     assert (forced_times < 1).all() and (task.objective.weight(forced_times) > 0).all()
 
-    single = build_task("image_to_text", tiny_layout, objective={"name": "elbo", "mask_modality_probability": 1.0}, cond_dropout=0.0)
+    single = build_task(
+        "image_to_text", tiny_layout, objective={"name": "elbo", "mask_modality_probability": 1.0}, cond_dropout=0.0
+    )
     only_text = single.training_batch(x0, torch.Generator().manual_seed(0)).xt == tiny_layout.mask_id
     assert not only_text[:, text].all(1).all()  # a one-modality task is left alone (cond_dropout covers it)
 
 
 def test_condition_dropout_masks_the_conditioning_at_time_one(tiny_layout, tiny_corpus) -> None:
     x0 = clean(tiny_layout, tiny_corpus.texts[:8], tiny_corpus.images[:8])
-    task = build_task("text_to_image", tiny_layout, objective={"name": "elbo", "time_sampling": "independent"}, cond_dropout=1.0)
+    task = build_task(
+        "text_to_image", tiny_layout, objective={"name": "elbo", "time_sampling": "independent"}, cond_dropout=1.0
+    )
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
     text = tiny_layout.text_positions
     assert (batch.xt[:, text] == tiny_layout.mask_id).all() and (batch.times[:, text] == 1).all()
@@ -149,7 +171,9 @@ def test_the_loss_trains_with_independent_times(tiny_layout, tiny_corpus) -> Non
     """Per-position noise levels reach the backbone and the loss has gradients."""
     task = build_task("multitask", tiny_layout, objective={"name": "softmin_snr", "time_sampling": "independent"})
     backbone = tiny_backbone(tiny_layout)
-    batch = task.training_batch(clean(tiny_layout, tiny_corpus.texts[:8], tiny_corpus.images[:8]), torch.Generator().manual_seed(0))
+    batch = task.training_batch(
+        clean(tiny_layout, tiny_corpus.texts[:8], tiny_corpus.images[:8]), torch.Generator().manual_seed(0)
+    )
     output = task.loss(backbone, batch)
     output.loss.backward()
     assert torch.isfinite(output.loss) and backbone.adaln[0].linear.weight.grad is not None
@@ -163,8 +187,12 @@ def test_independent_times_need_a_backbone_that_takes_per_position_levels(monkey
     from medim.errors import ConfigError
     from medim.experiment import build_experiment
 
-    experiment = build_experiment(load_experiment("quickstart", [*TINY, "objective.time_sampling=independent"]), progress=False)
+    experiment = build_experiment(
+        load_experiment("quickstart", [*TINY, "objective.time_sampling=independent"]), progress=False
+    )
     assert experiment.build_backbone().accepts_token_levels
     monkeypatch.setattr(HFDecoderBackbone, "accepts_token_levels", False)  # as a per-sample-only plugin backbone
-    with pytest.raises(ConfigError, match="objective.time_sampling: independent gives every position its own noise level"):
+    with pytest.raises(
+        ConfigError, match="objective.time_sampling: independent gives every position its own noise level"
+    ):
         experiment.build_backbone()

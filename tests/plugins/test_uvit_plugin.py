@@ -39,8 +39,20 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("uvit_install")
     source, target = root / "src", root / "site"
     shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-input",
-               "--disable-pip-version-check", "--quiet", "--target", str(target), str(source)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--target",
+        str(target),
+        str(source),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return target
@@ -73,18 +85,23 @@ def tokens(vocab: int, length: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, vocab, (2, length), generator=torch.Generator().manual_seed(seed))
 
 
-def test_installed_plugin_is_listed_as_a_plugin_without_being_imported(uvit, capsys: pytest.CaptureFixture[str]) -> None:
+def test_installed_plugin_is_listed_as_a_plugin_without_being_imported(
+    uvit, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert "uvit" in uvit.names() and "hf_decoder" in uvit.names()
     assert "medim_uvit.backbone" not in sys.modules  # listed from its entry point only
     assert uvit.plugin_entry_points()["uvit"] == "medim-uvit 0.1.0 (medim_uvit.backbone:UViTBackbone)"
     assert main(["list", "backbones"]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:1] == ["uvit"])
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.split()[:1] == ["uvit"])
     assert "[plugin]" in line and "U-ViT" in line
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "backbones   uvit" in out and "medim-uvit 0.1.0" in out and "BROKEN" not in out
     info = uvit.info("uvit")
-    assert info["origin"] == "medim_uvit.backbone.UViTBackbone (plugin medim-uvit 0.1.0 (medim_uvit.backbone:UViTBackbone))"
+    assert (
+        info["origin"]
+        == "medim_uvit.backbone.UViTBackbone (plugin medim-uvit 0.1.0 (medim_uvit.backbone:UViTBackbone))"
+    )
     assert {p["name"] for p in info["params"]} >= {"hidden_size", "num_blocks", "num_heads", "position_embedding"}
     assert all(p["description"] for p in info["params"])
 
@@ -180,16 +197,28 @@ def test_cli_reports_bad_params_in_the_experiment(uvit, capsys: pytest.CaptureFi
 
 def test_trains_by_name_from_yaml_through_the_cli(uvit, tmp_path: Path) -> None:
     experiment = tmp_path / "tiny_uvit.yaml"
-    experiment.write_text(yaml.safe_dump({
-        "defaults": [str(EXAMPLE)],  # the plugin's example experiment, at toy size
-        "name": "tiny_uvit",
-        "output_dir": str(tmp_path / "runs"),
-        "data": {"num_train": 48, "num_val": 16, "num_test": 16},
-        "tokenizers": {"image": {"codebook_size": 16}, "text": {"vocab_size": 96}},
-        "backbone": {"name": "uvit", "hidden_size": 32, "num_heads": 2},
-        "train": {"steps": 12, "batch_size": 8, "warmup_steps": 2, "eval_every": 6, "checkpoint_every": 6,
-                  "log_every": 1, "val_batches": 1, "max_minutes": None},
-    }))
+    experiment.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": [str(EXAMPLE)],  # the plugin's example experiment, at toy size
+                "name": "tiny_uvit",
+                "output_dir": str(tmp_path / "runs"),
+                "data": {"num_train": 48, "num_val": 16, "num_test": 16},
+                "tokenizers": {"image": {"codebook_size": 16}, "text": {"vocab_size": 96}},
+                "backbone": {"name": "uvit", "hidden_size": 32, "num_heads": 2},
+                "train": {
+                    "steps": 12,
+                    "batch_size": 8,
+                    "warmup_steps": 2,
+                    "eval_every": 6,
+                    "checkpoint_every": 6,
+                    "log_every": 1,
+                    "val_batches": 1,
+                    "max_minutes": None,
+                },
+            }
+        )
+    )
     assert main(["train", str(experiment), "--quiet"]) == 0
     run = tmp_path / "runs" / "tiny_uvit"
     records = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
@@ -198,9 +227,18 @@ def test_trains_by_name_from_yaml_through_the_cli(uvit, tmp_path: Path) -> None:
     assert len(losses) == 12 and all(math.isfinite(v) for v in losses)
     assert len(validation) == 2 and validation[1] < validation[0]  # same validation batches, lower loss
     resolved = yaml.safe_load((run / "resolved.yaml").read_text())["backbone"]
-    assert resolved == {"name": "uvit", "hidden_size": 32, "num_blocks": 2, "mid_block": True, "num_heads": 2,
-                        "mlp_ratio": 3.0, "position_embedding": "learned", "adaln_init": "zero",
-                        "tie_embeddings": True, "norm_eps": 1e-6}
+    assert resolved == {
+        "name": "uvit",
+        "hidden_size": 32,
+        "num_blocks": 2,
+        "mid_block": True,
+        "num_heads": 2,
+        "mlp_ratio": 3.0,
+        "position_embedding": "learned",
+        "adaln_init": "zero",
+        "tie_embeddings": True,
+        "norm_eps": 1e-6,
+    }
     assert latest_checkpoint(run).name == "step_0000012"
     # the run opens again (built on the meta device, then the checkpoint's weights assigned)
     built, backbone = load_run(run)

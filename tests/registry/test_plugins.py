@@ -37,14 +37,14 @@ class Fancy:
         self.runtime = runtime
 '''
 
-BROKEN = '''
+BROKEN = """
 raise ImportError("medim_test_plugin.broken needs libgizmo, which is not installed")
-'''
+"""
 
-NOT_A_COMPONENT = '''
+NOT_A_COMPONENT = """
 def helper():
     return 1
-'''
+"""
 
 
 def _purge_modules(prefixes: tuple[str, ...]) -> None:
@@ -130,8 +130,11 @@ def test_plugin_params_are_validated(fancy_installed) -> None:
 
 def test_broken_plugin_is_reported_and_does_not_break_others(fancy_installed) -> None:
     gizmos = Registry("gizmos")
-    with pytest.raises(RegistryError, match=r"gizmos 'broken' comes from a broken plugin: import failed: ImportError: "
-                       r"medim_test_plugin\.broken needs libgizmo"):
+    with pytest.raises(
+        RegistryError,
+        match=r"gizmos 'broken' comes from a broken plugin: import failed: ImportError: "
+        r"medim_test_plugin\.broken needs libgizmo",
+    ):
         gizmos.get("broken")
     problems = gizmos.plugin_problems()
     assert [(p.kind, p.name) for p in problems] == [("gizmos", "broken")]
@@ -163,15 +166,27 @@ def test_entry_point_that_is_not_a_component(install) -> None:
 def test_entry_point_to_missing_module(install) -> None:
     install("[medim.gizmos]\nghost = medim_test_plugin.ghost:Ghost\n", {})
     gizmos = Registry("gizmos")
-    with pytest.raises(RegistryError, match=r"import failed: ModuleNotFoundError: No module named 'medim_test_plugin\.ghost'"):
+    with pytest.raises(
+        RegistryError, match=r"import failed: ModuleNotFoundError: No module named 'medim_test_plugin\.ghost'"
+    ):
         gizmos.get("ghost")
 
 
-def test_plugin_name_clashing_with_builtin_names_both(install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install("[medim.gizmos]\nfancy = medim_test_plugin.fancy:Fancy\n", {"fancy": FANCY})
+def test_plugin_clashing_with_a_builtin_is_refused_by_itself(
+    install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(
+        """
+        [medim.gizmos]
+        fancy = medim_test_plugin.fancy:Fancy
+        other = medim_test_plugin.fancy:Fancy
+        """,
+        {"fancy": FANCY},
+    )
     holder = types.ModuleType("medim_test_gizmo_holder")
     monkeypatch.setitem(sys.modules, "medim_test_gizmo_holder", holder)
-    (tmp_path / "medim_test_gizmo_builtins.py").write_text(textwrap.dedent('''
+    (tmp_path / "medim_test_gizmo_builtins.py").write_text(
+        textwrap.dedent('''
         from medim.registry import ComponentParams
         from medim_test_gizmo_holder import REG
 
@@ -182,30 +197,57 @@ def test_plugin_name_clashing_with_builtin_names_both(install, tmp_path: Path, m
 
             class Params(ComponentParams):
                 pass
-    '''))
+    ''')
+    )
     monkeypatch.delitem(sys.modules, "medim_test_gizmo_builtins", raising=False)
     importlib.invalidate_caches()
     gizmos = Registry("gizmos", ["medim_test_gizmo_builtins"])
     holder.REG = gizmos
 
-    with pytest.raises(RegistryError, match="claimed twice") as info:
-        gizmos.get("fancy")
-    message = str(info.value)
-    assert "medim_test_gizmo_builtins.BuiltinFancy" in message
-    assert "medim_test_plugin 0.1 (medim_test_plugin.fancy:Fancy)" in message
+    assert gizmos.get("fancy").origin == "medim_test_gizmo_builtins.BuiltinFancy"  # the built-in keeps working
+    assert gizmos.validate({"name": "fancy"}) == gizmos.get("fancy").params()
     problems = gizmos.plugin_problems()
     assert len(problems) == 1 and problems[0].name == "fancy"
-    assert "clashes with built-in medim_test_gizmo_builtins.BuiltinFancy" in problems[0].problem
-    assert gizmos.names() == ["fancy"]
+    assert problems[0].origin == "medim_test_plugin 0.1 (medim_test_plugin.fancy:Fancy)"
+    assert (
+        problems[0].problem
+        == "clashes with built-in medim_test_gizmo_builtins.BuiltinFancy; rename the plugin's entry point"
+    )
+    assert gizmos.names() == ["fancy", "other"]  # the name is listed once
+    assert "fancy" not in gizmos.plugin_entry_points()  # the refused plugin is not offered as a plugin
     assert f"{PACKAGE}.fancy" not in sys.modules  # the clash is found without importing the plugin
+    assert gizmos.get("other").origin.startswith("medim_test_plugin.fancy.Fancy (plugin medim_test_plugin 0.1")
+    assert gizmos.get("fancy").origin == "medim_test_gizmo_builtins.BuiltinFancy"  # still, after a plugin loaded
+    assert [p.name for p in gizmos.check_plugins()] == ["fancy"]  # reported once, also after loading everything
+
+
+def test_plugin_clashing_with_a_component_registered_in_code(fancy_installed) -> None:
+    gizmos = Registry("gizmos")
+    assert "fancy" in gizmos.plugin_entry_points()
+
+    @gizmos.register("fancy")
+    class InCode:
+        class Params(ComponentParams):
+            pass
+
+    assert gizmos.get("fancy").cls is InCode
+    assert [p.name for p in gizmos.plugin_problems()] == ["fancy"]
+    assert "clashes with built-in" in gizmos.plugin_problems()[0].problem
+    assert f"{PACKAGE}.fancy" not in sys.modules
 
 
 def test_two_plugins_claiming_one_name(install, tmp_path: Path) -> None:
     install("[medim.gizmos]\nfancy = medim_test_plugin.fancy:Fancy\n", {"fancy": FANCY})
-    install("[medim.gizmos]\nfancy = medim_test_plugin2.fancy:Fancy\n", {"fancy": FANCY},
-            package="medim_test_plugin2", dist="medim_test_plugin2")
+    install(
+        "[medim.gizmos]\nfancy = medim_test_plugin2.fancy:Fancy\n",
+        {"fancy": FANCY},
+        package="medim_test_plugin2",
+        dist="medim_test_plugin2",
+    )
     gizmos = Registry("gizmos")
-    with pytest.raises(RegistryError, match=r"name claimed by two plugins: medim_test_plugin2? 0\.1 .* and medim_test_plugin2? 0\.1"):
+    with pytest.raises(
+        RegistryError, match=r"name claimed by two plugins: medim_test_plugin2? 0\.1 .* and medim_test_plugin2? 0\.1"
+    ):
         gizmos.get("fancy")
     assert [p.name for p in gizmos.plugin_problems()] == ["fancy"]
 
@@ -246,3 +288,117 @@ def test_rescan_sees_a_plugin_installed_later_and_forgets_a_removed_one(install,
     importlib.invalidate_caches()
     gizmos.rescan_plugins()
     assert gizmos.names() == ["in_code"]  # the plugin is gone; components registered in code stay
+
+
+# -- what a refused plugin's problem says ---------------------------------------------------------
+
+KEY_ERROR = """
+table = {"a": 1}
+value = table["b"]
+"""
+
+CALLS_INTO_MEDIM = """
+from medim.registry.registry import package_modules
+
+package_modules("medim_test_no_such_package")
+"""
+
+SYNTAX_ERROR = """
+class Oops:
+    def broken(self)
+        return 1
+"""
+
+NO_PARAMS = '''
+from pydantic import BaseModel
+
+
+class Bare:
+    """A component class without Params."""
+
+
+class PlainParams:
+    class Params(BaseModel):
+        x: int = 1
+'''
+
+
+def test_import_failure_names_the_plugins_file_and_line(install, tmp_path: Path) -> None:
+    install("[medim.gizmos]\nkeyed = medim_test_plugin.keyed:Keyed\n", {"keyed": KEY_ERROR})
+    gizmos = Registry("gizmos")
+    where = tmp_path / PACKAGE / "keyed.py"
+    expected = f"import failed: KeyError: 'b' (at {where}, line 3)"
+    with pytest.raises(RegistryError) as info:
+        gizmos.get("keyed")
+    assert str(info.value) == f"gizmos 'keyed' comes from a broken plugin: {expected}"
+    (problem,) = gizmos.plugin_problems()
+    assert problem.problem == expected
+    # the full traceback is kept for `medim --debug plugins`
+    assert problem.details.startswith("Traceback (most recent call last):")
+    assert f'File "{where}", line 3' in problem.details and problem.details.rstrip().endswith("KeyError: 'b'")
+
+
+def test_import_failure_inside_medim_is_blamed_on_the_plugins_line(install, tmp_path: Path) -> None:
+    install("[medim.gizmos]\ncaller = medim_test_plugin.caller:Caller\n", {"caller": CALLS_INTO_MEDIM})
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match="No module named 'medim_test_no_such_package'"):
+        gizmos.get("caller")
+    (problem,) = gizmos.plugin_problems()
+    assert problem.problem.endswith(f"(at {tmp_path / PACKAGE / 'caller.py'}, line 4)")
+    assert "registry.py" in problem.details  # the medim frames are in the full traceback only
+
+
+def test_syntax_error_names_the_file_and_line(install, tmp_path: Path) -> None:
+    install("[medim.gizmos]\noops = medim_test_plugin.oops:Oops\n", {"oops": SYNTAX_ERROR})
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"import failed: SyntaxError: .*\(at .*oops\.py, line 3\)$"):
+        gizmos.get("oops")
+
+
+def test_missing_module_has_no_location(install) -> None:
+    install("[medim.gizmos]\nghost = medim_test_plugin.ghost:Ghost\n", {})
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError):
+        gizmos.get("ghost")
+    (problem,) = gizmos.plugin_problems()
+    assert problem.problem == "import failed: ModuleNotFoundError: No module named 'medim_test_plugin.ghost'"
+    assert "Traceback" in problem.details
+
+
+@pytest.mark.parametrize("target", ["Bare", "PlainParams"])
+def test_class_without_component_params_says_so(install, target: str) -> None:
+    install(f"[medim.gizmos]\nbare = medim_test_plugin.bare:{target}\n", {"bare": NO_PARAMS})
+    gizmos = Registry("gizmos")
+    expected = (
+        f"medim_test_plugin.bare:{target} has no nested `Params` class derived from "
+        "medim.registry.ComponentParams; add one (it is the component's YAML surface)"
+    )
+    with pytest.raises(RegistryError) as info:
+        gizmos.get("bare")
+    assert str(info.value) == f"gizmos 'bare' comes from a broken plugin: {expected}"
+    assert [p.problem for p in gizmos.plugin_problems()] == [expected]
+    assert "bare" not in gizmos.names()
+
+
+def test_entry_point_that_is_a_function_says_what_it_is(install) -> None:
+    install("[medim.gizmos]\nhelper = medim_test_plugin.util:helper\n", {"util": NOT_A_COMPONENT})
+    gizmos = Registry("gizmos")
+    with pytest.raises(RegistryError, match=r"medim_test_plugin\.util:helper is a function, not a component class$"):
+        gizmos.get("helper")
+
+
+def test_a_refused_plugin_leaves_the_others_working(install) -> None:
+    install(
+        """
+        [medim.gizmos]
+        keyed = medim_test_plugin.keyed:Keyed
+        bare = medim_test_plugin.bare:Bare
+        fancy = medim_test_plugin.fancy:Fancy
+        """,
+        {"keyed": KEY_ERROR, "bare": NO_PARAMS, "fancy": FANCY},
+    )
+    gizmos = Registry("gizmos")
+    problems = gizmos.check_plugins()
+    assert sorted(p.name for p in problems) == ["bare", "keyed"]
+    assert gizmos.plugin_entry_points() == {"fancy": "medim_test_plugin 0.1 (medim_test_plugin.fancy:Fancy)"}
+    assert gizmos.build({"name": "fancy", "shine": 3.0}).params.shine == 3.0

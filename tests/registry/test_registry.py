@@ -222,7 +222,9 @@ def test_validate_uses_kind_as_default_path(with_alpha: Registry) -> None:
 
 @pytest.mark.parametrize("spec", [{"hidden_size": 3}, "alpha", None])
 def test_validate_needs_a_named_block(with_alpha: Registry, spec: object) -> None:
-    with pytest.raises(RegistryError, match=r"backbone: expected a block with a `name:` key naming one of widgets \(alpha\)"):
+    with pytest.raises(
+        RegistryError, match=r"backbone: expected a block with a `name:` key naming one of widgets \(alpha\)"
+    ):
         with_alpha.validate(spec, where="backbone")  # type: ignore[arg-type]
 
 
@@ -404,7 +406,9 @@ def test_every_lookup_loads_builtins(
     assert holder.IMPORTS == ["medim_test_widgets_c"]
 
 
-def test_unknown_name_lists_lazy_builtins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: types.ModuleType) -> None:
+def test_unknown_name_lists_lazy_builtins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: types.ModuleType
+) -> None:
     _write_builtin(tmp_path, "medim_test_widgets_d", ["alpha", "beta"])
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "medim_test_widgets_d", raising=False)
@@ -416,9 +420,7 @@ def test_unknown_name_lists_lazy_builtins(tmp_path: Path, monkeypatch: pytest.Mo
 
 def _write_broken_builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holder: types.ModuleType) -> Registry:
     (tmp_path / "medim_test_widgets_broken.py").write_text(
-        "from medim_test_widget_holder import IMPORTS\n"
-        "IMPORTS.append('broken')\n"
-        "import medim_test_no_such_dependency\n"
+        "from medim_test_widget_holder import IMPORTS\nIMPORTS.append('broken')\nimport medim_test_no_such_dependency\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "medim_test_widgets_broken", raising=False)
@@ -466,9 +468,13 @@ def test_a_preset_is_its_base_with_other_defaults(widgets: Registry) -> None:
 
 def test_a_preset_with_unknown_or_invalid_defaults_is_refused(widgets: Registry) -> None:
     Widget = _make_widget()
-    with pytest.raises(RegistryError, match=r"widgets preset 'odd': unknown parameters \['colour'\]; valid: hidden_size, mode"):
+    with pytest.raises(
+        RegistryError, match=r"widgets preset 'odd': unknown parameters \['colour'\]; valid: hidden_size, mode"
+    ):
         widgets.register_preset("odd", Widget, doc="", colour="red")
-    with pytest.raises(RegistryError, match=r"widgets preset 'tiny' has invalid defaults:\nhidden_size: Input should be greater than 0"):
+    with pytest.raises(
+        RegistryError, match=r"widgets preset 'tiny' has invalid defaults:\nhidden_size: Input should be greater than 0"
+    ):
         widgets.register_preset("tiny", Widget, doc="", hidden_size=-1)
     widgets.register("taken")(Widget)
     with pytest.raises(RegistryError, match="widgets name 'taken' is registered twice"):

@@ -38,12 +38,16 @@ N = 20000
 LAYOUT = ToyLayout()
 
 
-def sample(spec: dict, table: torch.Tensor, steps: int, *, c: int | None = 1, n: int = N, seed: int = 0, **loop) -> torch.Tensor:
+def sample(
+    spec: dict, table: torch.Tensor, steps: int, *, c: int | None = 1, n: int = N, seed: int = 0, **loop
+) -> torch.Tensor:
     """n sequences from the loop with the exact denoiser of `table`, report token c given (None: generated)."""
     sampler = SAMPLERS.build(spec, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"}))
     targets = IMAGE_TARGETS if c is not None else ALL_TARGETS
     rng = RowGenerators.shared(torch.Generator().manual_seed(seed), n)
-    return denoise(ExactDenoiser(table), LAYOUT, sampler, start(n, c), targets=targets, num_steps=steps, rng=rng, **loop)
+    return denoise(
+        ExactDenoiser(table), LAYOUT, sampler, start(n, c), targets=targets, num_steps=steps, rng=rng, **loop
+    )
 
 
 EXACT_FOR_PRODUCTS = [
@@ -70,12 +74,40 @@ def test_independent_codes_are_exact_for_any_step_count(spec: dict, steps: int) 
 EXACT_FOR_DEPENDENT = [
     ({"name": "ancestral"}, 256),
     ({"name": "first_hitting"}, 1),
-    ({"name": "maskgit", "schedule": "linear", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False}, 3),
+    (
+        {
+            "name": "maskgit",
+            "schedule": "linear",
+            "confidence": "random",
+            "gumbel_temperature": 0.0,
+            "final_argmax": False,
+        },
+        3,
+    ),
     # position-level confidence (not the drawn token's) with one reveal per step: an adaptive order, still exact
     ({"name": "threshold", "confidence": "top_probability", "threshold": 1.0, "schedule": "linear"}, 3),
-    ({"name": "maskgit", "confidence": "margin", "gumbel_temperature": 0.0, "schedule": "linear", "final_argmax": False}, 3),
+    (
+        {
+            "name": "maskgit",
+            "confidence": "margin",
+            "gumbel_temperature": 0.0,
+            "schedule": "linear",
+            "final_argmax": False,
+        },
+        3,
+    ),
     ({"name": "remask", "strategy": "cap", "eta": 0.05}, 256),
-    ({"name": "maskgit", "schedule": "linear", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False, "block_length": 1}, 3),
+    (
+        {
+            "name": "maskgit",
+            "schedule": "linear",
+            "confidence": "random",
+            "gumbel_temperature": 0.0,
+            "final_argmax": False,
+            "block_length": 1,
+        },
+        3,
+    ),
 ]
 
 
@@ -127,7 +159,9 @@ class GuidedProductModel(ExactDenoiser):
     def __init__(self) -> None:
         super().__init__(product_table())
 
-    def forward(self, tokens: torch.Tensor, noise_level: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, noise_level: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.calls += 1
         marginal = (PRIOR[:, None, None] * MARGINALS).sum(0)
         per_row = torch.where((tokens[:, 0] == 1)[:, None, None], MARGINALS[1], marginal)  # c = 1 given, or masked
@@ -141,8 +175,15 @@ def guided_sample(spec: dict, steps: int, cfg_scale: float, seed: int = 0, n: in
     conditioning = torch.zeros(n, 4, dtype=torch.bool)
     conditioning[:, 0] = True
     return denoise(
-        GuidedProductModel(), LAYOUT, sampler, start(n, 1), targets=IMAGE_TARGETS, num_steps=steps,
-        conditioning=conditioning, cfg_scale=cfg_scale, rng=RowGenerators.shared(torch.Generator().manual_seed(seed), n),
+        GuidedProductModel(),
+        LAYOUT,
+        sampler,
+        start(n, 1),
+        targets=IMAGE_TARGETS,
+        num_steps=steps,
+        conditioning=conditioning,
+        cfg_scale=cfg_scale,
+        rng=RowGenerators.shared(torch.Generator().manual_seed(seed), n),
     )
 
 
@@ -167,9 +208,17 @@ def test_guidance_with_zero_weight_is_the_conditional_sampler() -> None:
     spec = {"name": "ancestral"}
     conditional_only = guided_sample(spec, 6, cfg_scale=0.0, n=2000)
     through_guidance = denoise(
-        GuidedProductModel(), LAYOUT, SAMPLERS.build({**spec, "cfg_schedule": "linear"}, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"})),
-        start(2000, 1), targets=IMAGE_TARGETS, num_steps=6, conditioning=torch.ones(2000, 4, dtype=torch.bool),
-        cfg_scale=1e-30, rng=RowGenerators.shared(torch.Generator().manual_seed(0), 2000),
+        GuidedProductModel(),
+        LAYOUT,
+        SAMPLERS.build(
+            {**spec, "cfg_schedule": "linear"}, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"})
+        ),
+        start(2000, 1),
+        targets=IMAGE_TARGETS,
+        num_steps=6,
+        conditioning=torch.ones(2000, 4, dtype=torch.bool),
+        cfg_scale=1e-30,
+        rng=RowGenerators.shared(torch.Generator().manual_seed(0), 2000),
     )
     assert torch.equal(conditional_only, through_guidance)  # the guided path with (numerically) no weight: same draws
     assert total_variation(guided_sample(spec, 6, cfg_scale=0.0), tilted(0.0)) < BOUND
@@ -177,7 +226,13 @@ def test_guidance_with_zero_weight_is_the_conditional_sampler() -> None:
 
 def test_linear_guidance_schedule_gives_no_guidance_at_the_first_step() -> None:
     """w (1 - t) is 0 at t = 1, so a one-step sampler is unguided whatever w is (MeDiM's schedule)."""
-    spec = {"name": "maskgit", "cfg_schedule": "linear", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False}
+    spec = {
+        "name": "maskgit",
+        "cfg_schedule": "linear",
+        "confidence": "random",
+        "gumbel_temperature": 0.0,
+        "final_argmax": False,
+    }
     assert total_variation(guided_sample(spec, 1, cfg_scale=3.0), tilted(0.0)) < BOUND
 
 
@@ -187,7 +242,9 @@ def test_linear_guidance_schedule_gives_no_guidance_at_the_first_step() -> None:
 class WrongModalityModel(ExactDenoiser):
     """Puts 90 % of every position's mass on ids of the other modality (and the mask)."""
 
-    def forward(self, tokens: torch.Tensor, noise_level: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, noise_level: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         probs = torch.full((tokens.shape[0], 4, 6), 0.9 / 4, dtype=torch.float64)
         probs[:, 0, :TEXT_VALUES] = torch.tensor([0.025, 0.075], dtype=torch.float64)
         probs[:, 1:, TEXT_VALUES : TEXT_VALUES + 3] = torch.tensor([0.02, 0.03, 0.05], dtype=torch.float64)
@@ -196,8 +253,15 @@ class WrongModalityModel(ExactDenoiser):
 
 def test_positions_only_sample_their_own_modality_in_the_renormalised_proportions() -> None:
     sampler = SAMPLERS.build({"name": "ancestral"}, mask_id=LAYOUT.mask_id, noise=NOISE.build({"name": "loglinear"}))
-    out = denoise(WrongModalityModel(product_table()), LAYOUT, sampler, start(N, None), targets=ALL_TARGETS,
-                  num_steps=4, rng=RowGenerators.shared(torch.Generator().manual_seed(0), N))
+    out = denoise(
+        WrongModalityModel(product_table()),
+        LAYOUT,
+        sampler,
+        start(N, None),
+        targets=ALL_TARGETS,
+        num_steps=4,
+        rng=RowGenerators.shared(torch.Generator().manual_seed(0), N),
+    )
     assert (out[:, 0] < TEXT_VALUES).all() and ((out[:, 1:] >= TEXT_VALUES) & (out[:, 1:] < 5)).all()
     report_share = (out[:, 0] == 1).double().mean().item()
     code_share = torch.stack([(out[:, 1:] == TEXT_VALUES + v).double().mean() for v in range(3)])

@@ -22,11 +22,11 @@ from toy_diffusion import (
 
 from medim.registry import NOISE, SAMPLERS
 from medim.samplers.ancestral import AncestralSampler
-from medim.samplers.base import Sampler, SamplerOutput
+from medim.samplers.base import Sampler, SamplerOutput, StepContext
 from medim.samplers.random import RowGenerators
 from medim.samplers.remask import RemaskSampler
+from medim.tasks.base import GenerationRequest
 from medim.tasks.generation import DecodeStats, decoding_plan, denoise
-from medim.tokenizers.layouts import IMAGE, TEXT
 
 LAYOUT = ToyLayout()
 
@@ -41,7 +41,10 @@ def toy_denoise(spec: dict, given: torch.Tensor, **loop) -> torch.Tensor:
     return denoise(loop.pop("model", None) or ExactDenoiser(markov_table()), LAYOUT, toy_sampler(spec), given, **loop)
 
 
-@pytest.mark.parametrize("spec", [{"name": "maskgit"}, {"name": "ancestral"}, {"name": "first_hitting"}, {"name": "remask"}, {"name": "threshold"}])
+@pytest.mark.parametrize(
+    "spec",
+    [{"name": "maskgit"}, {"name": "ancestral"}, {"name": "first_hitting"}, {"name": "remask"}, {"name": "threshold"}],
+)
 def test_a_sample_does_not_depend_on_the_rest_of_the_batch(spec: dict) -> None:
     seeds = [11, 12, 13, 14, 15, 16]
     batch = toy_denoise(spec, start(6, None), seeds=seeds)
@@ -56,9 +59,19 @@ def test_batch_invariance_with_prompts_of_different_lengths(tiny_layout, tiny_co
     backbone = tiny_backbone(tiny_layout).eval()
     sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=task.noise)
     images, openings = tiny_corpus.images[:3], ["The", "No pleural", "The heart is"]
-    together = task.generate(backbone, sampler, images, report_openings=openings, num_steps=5, cfg_scale=1.5, seed=[7, 8, 9])
-    alone = [task.generate(backbone, sampler, images[i : i + 1], report_openings=[openings[i]], num_steps=5, cfg_scale=1.5, seed=[7 + i])[0]
-             for i in range(3)]
+    request = GenerationRequest.of(images=images, report_openings=openings)
+    together = task.generate(backbone, sampler, request, num_steps=5, cfg_scale=1.5, seed=[7, 8, 9]).reports
+    alone = [
+        task.generate(
+            backbone,
+            sampler,
+            GenerationRequest.of(images=images[i : i + 1], report_openings=[openings[i]]),
+            num_steps=5,
+            cfg_scale=1.5,
+            seed=[7 + i],
+        ).reports[0]
+        for i in range(3)
+    ]
     assert together == alone
     assert all(report.startswith(opening) for report, opening in zip(together, openings))
 
@@ -67,8 +80,12 @@ def test_the_ancestral_cache_skips_calls_without_changing_the_samples() -> None:
     given = start(64, 1)
     with_cache, without = ExactDenoiser(markov_table()), ExactDenoiser(markov_table())
     stats = DecodeStats()
-    cached = toy_denoise({"name": "ancestral"}, given, targets=IMAGE_TARGETS, num_steps=64, seeds=0, model=with_cache, stats=stats)
-    plain = toy_denoise({"name": "ancestral", "cache": False}, given, targets=IMAGE_TARGETS, num_steps=64, seeds=0, model=without)
+    cached = toy_denoise(
+        {"name": "ancestral"}, given, targets=IMAGE_TARGETS, num_steps=64, seeds=0, model=with_cache, stats=stats
+    )
+    plain = toy_denoise(
+        {"name": "ancestral", "cache": False}, given, targets=IMAGE_TARGETS, num_steps=64, seeds=0, model=without
+    )
     assert torch.equal(cached, plain)  # the toy denoiser ignores t, so reuse is exact
     assert with_cache.rows < without.rows / 5 and stats.reused > 0
     assert max(stats.evaluations) <= 3 + 1  # at most one fresh prediction per revealed code (+ the first)
@@ -77,7 +94,15 @@ def test_the_ancestral_cache_skips_calls_without_changing_the_samples() -> None:
 def test_finished_samples_cost_no_more_calls() -> None:
     stats = DecodeStats()
     model = ExactDenoiser(markov_table())
-    toy_denoise({"name": "threshold", "threshold": 0.05}, start(32, 1), targets=IMAGE_TARGETS, num_steps=3, seeds=0, model=model, stats=stats)
+    toy_denoise(
+        {"name": "threshold", "threshold": 0.05},
+        start(32, 1),
+        targets=IMAGE_TARGETS,
+        num_steps=3,
+        seeds=0,
+        model=model,
+        stats=stats,
+    )
     assert stats.summary()["network_evaluations_per_sample"] == 1.0  # every code passes a 5 % threshold at once
     assert model.calls == 1
 
@@ -103,7 +128,9 @@ def test_decoding_plan_splits_groups_and_steps() -> None:
 
 def test_per_modality_step_counts() -> None:
     model = ExactDenoiser(markov_table(), record=True)
-    out = toy_denoise({"name": "maskgit"}, start(4, None), num_steps=3, modality_steps={"text": 1}, seeds=0, model=model)
+    out = toy_denoise(
+        {"name": "maskgit"}, start(4, None), num_steps=3, modality_steps={"text": 1}, seeds=0, model=model
+    )
     assert model.calls == 3 and (out != MASK).all()
     text_masked = [bool((tokens[:, 0] == MASK).all()) for tokens, _ in model.inputs]
     assert text_masked == [True, True, False]  # the report token moves once, at the middle iteration
@@ -115,8 +142,16 @@ def test_a_backbone_trained_with_shared_times_sees_the_grid_time() -> None:
     model = ExactDenoiser(markov_table(), record=True)
     conditioning = torch.zeros(2, 4, dtype=torch.bool)
     conditioning[:, 0] = True
-    toy_denoise({"name": "maskgit"}, start(2, 1), targets=IMAGE_TARGETS, num_steps=4, seeds=0, model=model,
-                conditioning=conditioning, cfg_scale=2.0)
+    toy_denoise(
+        {"name": "maskgit"},
+        start(2, 1),
+        targets=IMAGE_TARGETS,
+        num_steps=4,
+        seeds=0,
+        model=model,
+        conditioning=conditioning,
+        cfg_scale=2.0,
+    )
     noise = NOISE.build({"name": "loglinear"})
     for (tokens, level), t in zip(model.inputs, (1.0, 0.75, 0.5, 0.25)):
         assert tokens.shape[0] == 4 and (tokens[2:, 0] == MASK).all()  # conditional and unconditional rows together
@@ -127,8 +162,17 @@ def test_a_backbone_trained_with_per_position_times_sees_each_positions_time() -
     model = ExactDenoiser(markov_table(), record=True)
     conditioning = torch.zeros(2, 4, dtype=torch.bool)
     conditioning[:, 0] = True
-    toy_denoise({"name": "maskgit"}, start(2, 1), targets=IMAGE_TARGETS, num_steps=2, seeds=0, model=model,
-                conditioning=conditioning, cfg_scale=2.0, token_levels=True)
+    toy_denoise(
+        {"name": "maskgit"},
+        start(2, 1),
+        targets=IMAGE_TARGETS,
+        num_steps=2,
+        seeds=0,
+        model=model,
+        conditioning=conditioning,
+        cfg_scale=2.0,
+        token_levels=True,
+    )
     sigma = NOISE.build({"name": "loglinear"}).sigma
     (_, first), (_, second) = model.inputs
     assert first.shape == (4, 4)
@@ -143,8 +187,16 @@ def test_infilling_keeps_the_given_tokens_and_samples_the_conditional() -> None:
     given = start(20000, 1)
     given[:, 1] = 2 + 2  # x1 = 2
     generate = torch.tensor([[False, False, True, True]]).expand(20000, -1)
-    out = denoise(ExactDenoiser(markov_table()), LAYOUT, toy_sampler({"name": "first_hitting"}), given,
-                  targets=ALL_TARGETS, generate=generate, num_steps=1, rng=RowGenerators.shared(torch.Generator().manual_seed(0), 20000))
+    out = denoise(
+        ExactDenoiser(markov_table()),
+        LAYOUT,
+        toy_sampler({"name": "first_hitting"}),
+        given,
+        targets=ALL_TARGETS,
+        generate=generate,
+        num_steps=1,
+        rng=RowGenerators.shared(torch.Generator().manual_seed(0), 20000),
+    )
     assert (out[:, :2] == given[:, :2]).all()
     table = conditional(markov_table(), 1)
     table = torch.where(STATES[:, 1] == 4, table, torch.zeros_like(table))
@@ -154,14 +206,16 @@ def test_infilling_keeps_the_given_tokens_and_samples_the_conditional() -> None:
 class NeverReveals(Sampler):
     """A broken sampler: it never fills anything."""
 
-    def step(self, logits, xt, t, s, rng, frozen=None) -> SamplerOutput:
-        return SamplerOutput(xt, xt)
+    def step(self, context: StepContext) -> SamplerOutput:
+        return SamplerOutput(context.xt, context.xt)
 
 
 def test_a_sampler_that_leaves_masks_is_reported() -> None:
     sampler = NeverReveals(Sampler.Params(), mask_id=MASK, noise=NOISE.build({"name": "loglinear"}))
     with pytest.raises(RuntimeError, match="sampler NeverReveals left 3 generated positions masked"):
-        denoise(ExactDenoiser(markov_table()), LAYOUT, sampler, start(1, 1), targets=IMAGE_TARGETS, num_steps=2, seeds=0)
+        denoise(
+            ExactDenoiser(markov_table()), LAYOUT, sampler, start(1, 1), targets=IMAGE_TARGETS, num_steps=2, seeds=0
+        )
 
 
 def test_generation_costs_are_counted_per_sample(tiny_layout) -> None:
@@ -169,8 +223,12 @@ def test_generation_costs_are_counted_per_sample(tiny_layout) -> None:
     backbone = tiny_backbone(tiny_layout).eval()
     sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=task.noise)
     stats = DecodeStats()
-    task.generate(backbone, sampler, 3, num_steps=4, seed=0, stats=stats)
-    task.generate(backbone, sampler, 2, num_steps=6, seed=0, stats=stats)
+    task.generate(
+        backbone, sampler, GenerationRequest.of(count=3, unconditional=True), num_steps=4, seed=0, stats=stats
+    )
+    task.generate(
+        backbone, sampler, GenerationRequest.of(count=2, unconditional=True), num_steps=6, seed=0, stats=stats
+    )
     summary = stats.summary()
     assert stats.evaluations == [4, 4, 4, 6, 6] and stats.forward_calls == 10
     assert summary["samples"] == 5 and summary["network_evaluations_per_sample"] == pytest.approx(4.8)
@@ -184,8 +242,8 @@ def test_inpainting_redraws_only_the_masked_codes(tiny_layout, tiny_corpus) -> N
     images = tiny_corpus.images[:2]
     regenerate = np.zeros((2, 16, 16), dtype=bool)
     regenerate[:, :5, :5] = True  # touches the 2x2 top-left codes of the 4x4 grid
-    tokens = task.infill(backbone, sampler, task.prompt(2, torch.device("cpu")).with_reports(REPORTS[:2]).with_images(images, regenerate),
-                         num_steps=3, seed=0)
+    request = GenerationRequest.of(images=images, regenerate=regenerate, reports=REPORTS[:2])
+    tokens = task.generate(backbone, sampler, request, num_steps=3, seed=0).tokens
     codes, original = tiny_layout.image_codes(tokens), tiny_layout.image_tokenizer.encode(images)
     redrawn = tiny_layout.image_tokenizer.token_mask(regenerate)
     assert redrawn.sum(1).tolist() == [4, 4]
@@ -202,9 +260,11 @@ def test_joint_generation_follows_a_report_opening(tiny_layout) -> None:
     task = build_task("joint", tiny_layout)
     backbone = tiny_backbone(tiny_layout).eval()
     sampler = SAMPLERS.build({"name": "ancestral"}, mask_id=tiny_layout.mask_id, noise=task.noise)
-    images, reports = task.generate(backbone, sampler, 2, report_openings=["The heart", "No"], num_steps=4, cfg_scale=2.0, seed=0)
+    request = GenerationRequest.of(report_openings=["The heart", "No"])
+    out = task.generate(backbone, sampler, request, num_steps=4, cfg_scale=2.0, seed=0)
+    images, reports = out.images, out.reports
     assert images.shape == (2, 16, 16, 3) and reports[0].startswith("The heart") and reports[1].startswith("No")
-    assert {IMAGE, TEXT} == set(task.noised_modalities)
+    assert {"image", "text"} == set(task.noised_modalities)
 
 
 def test_the_loop_remembers_the_confidence_each_token_was_revealed_with() -> None:
@@ -212,9 +272,9 @@ def test_the_loop_remembers_the_confidence_each_token_was_revealed_with() -> Non
     calls = []
 
     class Spy(RemaskSampler):
-        def step(self, logits, xt, t, s, rng, frozen=None, revealed_confidence=None):
-            out = super().step(logits, xt, t, s, rng, frozen, revealed_confidence=revealed_confidence)
-            calls.append((xt.clone(), revealed_confidence.clone(), out))
+        def step(self, context: StepContext) -> SamplerOutput:
+            out = super().step(context)
+            calls.append((context.xt.clone(), context.revealed_confidence.clone(), out))
             return out
 
     sampler = Spy(Spy.Params(strategy="conf"), mask_id=MASK, noise=NOISE.build({"name": "loglinear"}))
@@ -224,7 +284,9 @@ def test_the_loop_remembers_the_confidence_each_token_was_revealed_with() -> Non
         revealed = (xt == MASK) & (out.prev_sample != MASK)
         torch.testing.assert_close(memory[revealed], out.confidence[revealed])
         checked += int(revealed.sum())
-    assert checked > 16 and any(((xt != MASK) & (out.prev_sample == MASK)).any() for xt, _, out in calls)  # tokens were remasked
+    assert checked > 16 and any(
+        ((xt != MASK) & (out.prev_sample == MASK)).any() for xt, _, out in calls
+    )  # tokens were remasked
 
 
 def test_a_sample_with_nothing_to_remask_is_not_guided_in_a_guided_batch() -> None:
@@ -232,16 +294,25 @@ def test_a_sample_with_nothing_to_remask_is_not_guided_in_a_guided_batch() -> No
     seen = []
 
     class Spy(AncestralSampler):
-        def step(self, logits, xt, t, s, rng, frozen=None):
-            seen.append(logits.clone())
-            return super().step(logits, xt, t, s, rng, frozen)
+        def step(self, context: StepContext) -> SamplerOutput:
+            seen.append(context.logits.clone())
+            return super().step(context)
 
     sampler = Spy(Spy.Params(), mask_id=MASK, noise=NOISE.build({"name": "loglinear"}))
     given = torch.cat([start(1, 1), start(1, 0)])
     conditioning = torch.zeros(2, 4, dtype=torch.bool)
     conditioning[0, 0] = True  # only the first sample's report token is re-masked for the unconditional branch
-    denoise(ExactDenoiser(markov_table()), LAYOUT, sampler, given, targets=IMAGE_TARGETS, num_steps=1, seeds=[0, 1],
-            conditioning=conditioning, cfg_scale=5.0)
+    denoise(
+        ExactDenoiser(markov_table()),
+        LAYOUT,
+        sampler,
+        given,
+        targets=IMAGE_TARGETS,
+        num_steps=1,
+        seeds=[0, 1],
+        conditioning=conditioning,
+        cfg_scale=5.0,
+    )
     denoise(ExactDenoiser(markov_table()), LAYOUT, sampler, given[1:], targets=IMAGE_TARGETS, num_steps=1, seeds=[1])
     batched, alone = seen
     assert torch.equal(batched[1], alone[0].log_softmax(-1))

@@ -10,6 +10,7 @@ from conftest import REPORTS, build_task, tiny_backbone
 
 from medim.errors import DataError
 from medim.registry import NOISE, SAMPLERS
+from medim.tasks.base import GenerationPrompt, GenerationRequest
 from medim.tokenizers.layouts import FIXED, IMAGE, TEXT
 
 
@@ -22,7 +23,9 @@ def clean_batch(layout, corpus, n: int = 16) -> torch.Tensor:
     "name,noised,given",
     [("text_to_image", IMAGE, TEXT), ("image_to_text", TEXT, IMAGE), ("joint", None, None)],
 )
-def test_only_the_tasks_positions_are_noised(name: str, noised: int | None, given: int | None, tiny_layout, tiny_corpus) -> None:
+def test_only_the_tasks_positions_are_noised(
+    name: str, noised: int | None, given: int | None, tiny_layout, tiny_corpus
+) -> None:
     task = build_task(name, tiny_layout, cond_dropout=0.0)
     x0 = clean_batch(tiny_layout, tiny_corpus)
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
@@ -53,7 +56,9 @@ def test_multitask_mixes_member_roles_per_sample(tiny_layout, tiny_corpus) -> No
     kinds = {"t2i": (image, text), "i2t": (text, image), "joint": (image | text, torch.zeros_like(image))}
     counts = dict.fromkeys(kinds, 0)
     for row_noisable, row_conditioning in zip(noisable, conditioning):
-        matches = [k for k, (n, c) in kinds.items() if torch.equal(row_noisable, n) and torch.equal(row_conditioning, c)]
+        matches = [
+            k for k, (n, c) in kinds.items() if torch.equal(row_noisable, n) and torch.equal(row_conditioning, c)
+        ]
         assert len(matches) == 1
         counts[matches[0]] += 1
     assert all(60 < c < 140 for c in counts.values()), counts  # ~100 each with equal weights
@@ -95,12 +100,74 @@ def test_generation_fills_targets_with_ids_of_the_right_modality(tiny_layout, ti
     noise = NOISE.build({"name": "loglinear"})
     sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=noise)
     backbone = tiny_backbone(tiny_layout).eval()
-    images = build_task("text_to_image", tiny_layout).generate(backbone, sampler, REPORTS[:3], num_steps=4, cfg_scale=2.0, seed=0)
-    assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
-    reports = build_task("image_to_text", tiny_layout).generate(backbone, sampler, tiny_corpus.images[:3], num_steps=4, seed=0)
-    assert len(reports) == 3 and all(isinstance(r, str) for r in reports)
-    pair_images, pair_reports = build_task("joint", tiny_layout).generate(backbone, sampler, 2, num_steps=3, seed=0)
-    assert pair_images.shape == (2, 16, 16, 3) and len(pair_reports) == 2
+    drawn = build_task("text_to_image", tiny_layout).generate(
+        backbone, sampler, GenerationRequest.of(reports=REPORTS[:3]), num_steps=4, cfg_scale=2.0, seed=0
+    )
+    assert drawn.images.shape == (3, 16, 16, 3) and drawn.images.dtype == np.uint8 and drawn.reports is None
+    written = build_task("image_to_text", tiny_layout).generate(
+        backbone, sampler, GenerationRequest.of(images=tiny_corpus.images[:3]), num_steps=4, seed=0
+    )
+    assert written.images is None and len(written.reports) == 3 and all(isinstance(r, str) for r in written.reports)
+    pairs = build_task("joint", tiny_layout).generate(
+        backbone, sampler, GenerationRequest.of(count=2, unconditional=True), num_steps=3, seed=0
+    )
+    assert pairs.images.shape == (2, 16, 16, 3) and len(pairs.reports) == 2
+
+
+def test_a_mixture_answers_each_request_with_the_member_that_fits(tiny_layout, tiny_corpus) -> None:
+    task = build_task("multitask", tiny_layout, weights={"joint": 1.0, "image_to_text": 1.0})
+    text, image, both = frozenset({"text"}), frozenset({"image"}), frozenset({"image", "text"})
+    assert task.task_for(text) is task.members["image_to_text"]  # the member trained for it, before the joint one
+    assert task.task_for(both) is task.members["joint"]
+    assert task.task_for(image) is task.members["joint"]  # only the joint member can: it infills around the report
+    only = build_task("multitask", tiny_layout, weights={"image_to_text": 1.0})
+    with pytest.raises(DataError, match=r"trained to generate text given image; the request asks for image given text"):
+        only.task_for(image)
+
+
+def test_a_joint_model_draws_an_image_for_a_report_by_infilling(tiny_layout) -> None:
+    """MeDiM trains the joint task only and conditions at sampling time: the report is given, the image generated."""
+    task = build_task("joint", tiny_layout)
+    sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=task.noise)
+    out = task.generate(
+        tiny_backbone(tiny_layout).eval(), sampler, GenerationRequest.of(reports=REPORTS[:2]), num_steps=3, seed=0
+    )
+    assert out.images.shape == (2, 16, 16, 3) and out.reports is None
+    assert torch.equal(out.tokens[:, tiny_layout.text_positions], tiny_layout.pack_text(REPORTS[:2]).ids)
+
+
+@pytest.mark.parametrize(
+    "request_args,message",
+    [
+        ({"reports": ["The heart is enlarged.", "  "]}, "report 1 is empty"),
+        ({"report_openings": [""]}, "report opening 0 is empty"),
+        ({"count": 2}, "nothing is given to generate from.*ask for unconditional samples explicitly"),
+        ({"count": 1, "reports": ["x"], "unconditional": True}, "an unconditional request takes no images"),
+        ({"reports": ["x"], "report_openings": ["y"]}, "give whole reports or report openings, not both"),
+        ({"count": 0, "unconditional": True}, "the number of samples must be at least 1, got 0"),
+        ({"count": 3, "reports": ["x"]}, "1 reports given for 3 samples"),
+    ],
+)
+def test_requests_are_checked_in_one_place(request_args: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        GenerationRequest.of(**request_args)
+
+
+def test_image_requests_are_checked_against_their_masks(tiny_corpus) -> None:
+    images = tiny_corpus.images[:2]
+    with pytest.raises(DataError, match="images and whole reports are both given, so nothing is left to generate"):
+        GenerationRequest.of(images=images, reports=["a", "b"])
+    with pytest.raises(DataError, match="regenerate masks need the images"):
+        GenerationRequest.of(regenerate=np.ones((2, 16, 16), dtype=bool), reports=["a", "b"])
+    with pytest.raises(DataError, match=r"regenerate masks of shape \(2, 8, 8\) do not fit images"):
+        GenerationRequest.of(images=images, regenerate=np.ones((2, 8, 8), dtype=bool))
+    empty = np.zeros((2, 16, 16), dtype=bool)
+    empty[0, 0, 0] = True
+    with pytest.raises(DataError, match="regenerate mask 1 selects no pixel"):
+        GenerationRequest.of(images=images, regenerate=empty)
+    inpainting = GenerationRequest.of(images=images, regenerate=np.ones((2, 16, 16), dtype=bool), reports=["a", "b"])
+    assert inpainting.given() == {"text"} and inpainting.generated() == {"image"}
+    assert inpainting.describe() == "image given text"
 
 
 def test_denoise_never_samples_the_other_modality_or_the_mask(tiny_layout) -> None:
@@ -109,10 +176,16 @@ def test_denoise_never_samples_the_other_modality_or_the_mask(tiny_layout) -> No
     noise = NOISE.build({"name": "loglinear"})
     sampler = SAMPLERS.build({"name": "ancestral"}, mask_id=tiny_layout.mask_id, noise=noise)
     backbone = tiny_backbone(tiny_layout).eval()
-    task = build_task("joint", tiny_layout)
     targets = (tiny_layout.position_modality != FIXED).nonzero()[:, 0]
-    out = denoise(backbone, tiny_layout, sampler, task.prompt(8, torch.device("cpu")).tokens,
-                  targets=targets, num_steps=5, seeds=1)
+    out = denoise(
+        backbone,
+        tiny_layout,
+        sampler,
+        GenerationPrompt(tiny_layout, 8, torch.device("cpu")).tokens,
+        targets=targets,
+        num_steps=5,
+        seeds=1,
+    )
     allowed = tiny_layout.allowed_vocab(targets)  # [P, V]
     chosen = allowed.gather(1, out[:, targets].T).T
     assert chosen.all()
@@ -120,13 +193,11 @@ def test_denoise_never_samples_the_other_modality_or_the_mask(tiny_layout) -> No
 
 def test_generation_inputs_must_come_one_per_sample(tiny_layout, tiny_corpus) -> None:
     task = build_task("image_to_text", tiny_layout)
-    backbone = tiny_backbone(tiny_layout).eval()
-    sampler = SAMPLERS.build({"name": "maskgit"}, mask_id=tiny_layout.mask_id, noise=task.noise)
+    prompt = GenerationPrompt(tiny_layout, 3, torch.device("cpu"))
     with pytest.raises(DataError, match="1 report openings given for 3 samples"):
-        task.generate(backbone, sampler, tiny_corpus.images[:3], report_openings=["The"], num_steps=2)
-    t2i = build_task("text_to_image", tiny_layout)
-    with pytest.raises(DataError, match="without `regenerate` masks would leave nothing to generate"):
-        t2i.generate(backbone, sampler, ["No finding."], images=tiny_corpus.images[:1], num_steps=2)
-    with pytest.raises(DataError, match="2 images given for 1 samples"):
-        t2i.generate(backbone, sampler, ["No finding."], images=tiny_corpus.images[:2],
-                     regenerate=np.ones((2, *tiny_corpus.images.shape[1:3]), dtype=bool), num_steps=2)
+        prompt.with_report_openings(["The"])
+    with pytest.raises(DataError, match="2 images given for 3 samples"):
+        prompt.with_images(tiny_corpus.images[:2])
+    with pytest.raises(DataError, match="2 report openings given for 3 samples"):
+        GenerationRequest.of(images=tiny_corpus.images[:3], report_openings=["The", "No"])
+    assert task.can_generate(GenerationRequest.of(images=tiny_corpus.images[:3], report_openings=["A"] * 3).generated())

@@ -43,7 +43,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[st
 
 
 def build(config: Path, checkpoint: Path, **params: object):
-    return TOKENIZERS.build({"name": "chameleon_vqgan", "config": str(config), "checkpoint": str(checkpoint), "device": "cpu", **params})
+    return TOKENIZERS.build(
+        {"name": "chameleon_vqgan", "config": str(config), "checkpoint": str(checkpoint), "device": "cpu", **params}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +151,25 @@ def test_missing_and_non_lightning_files_are_named(files, tmp_path) -> None:
 def test_checkpoint_shapes_must_fit_the_yaml(files, tmp_path) -> None:
     wider = tmp_path / "vqgan.yaml"
     wider.write_text(yaml.safe_dump(chameleon_yaml(replace(TINY, ch=64))))
-    with pytest.raises(DataError, match=r"does not match the VQGAN of.*shapes differ for encoder.conv_in.weight \(32, 3, 3, 3\) \(the yaml gives \(64, 3, 3, 3\)\)"):
+    with pytest.raises(
+        DataError,
+        match=r"does not match the VQGAN of.*shapes differ for encoder.conv_in.weight \(32, 3, 3, 3\) "
+        r"\(the yaml gives \(64, 3, 3, 3\)\)",
+    ):
         build(wider, files[1]).prepare(None, Path())
 
 
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ({"model": {"params": {"n_embed": 16, "ddconfig": {"double_z": False}}}}, "model.params.embed_dim must be a positive integer"),
-        (chameleon_yaml(TINY, resolution=None), "model.params.ddconfig.resolution must be a positive integer, got None"),
+        (
+            {"model": {"params": {"n_embed": 16, "ddconfig": {"double_z": False}}}},
+            "model.params.embed_dim must be a positive integer",
+        ),
+        (
+            chameleon_yaml(TINY, resolution=None),
+            "model.params.ddconfig.resolution must be a positive integer, got None",
+        ),
         (chameleon_yaml(TINY, double_z=True), "model.params.ddconfig.double_z must be False"),
         (chameleon_yaml(TINY, ch_mult="1,2"), "model.params.ddconfig.ch_mult must be a list of positive integers"),
         (chameleon_yaml(TINY, ch=24), "multiple of 32"),
@@ -190,10 +202,17 @@ def test_real_chameleon_dimensions_and_key_names() -> None:
     keys = set(model.state_dict())
     assert len(keys) == 293
     assert {
-        "encoder.conv_in.weight", "encoder.down.2.block.0.nin_shortcut.weight", "encoder.down.3.downsample.conv.weight",
-        "encoder.mid.attn_1.proj_out.weight", "encoder.norm_out.bias", "decoder.up.4.block.2.conv2.weight",
-        "decoder.up.1.upsample.conv.bias", "decoder.up.1.block.0.nin_shortcut.weight", "quantize.embedding.weight",
-        "quant_conv.weight", "post_quant_conv.bias",
+        "encoder.conv_in.weight",
+        "encoder.down.2.block.0.nin_shortcut.weight",
+        "encoder.down.3.downsample.conv.weight",
+        "encoder.mid.attn_1.proj_out.weight",
+        "encoder.norm_out.bias",
+        "decoder.up.4.block.2.conv2.weight",
+        "decoder.up.1.upsample.conv.bias",
+        "decoder.up.1.block.0.nin_shortcut.weight",
+        "quantize.embedding.weight",
+        "quant_conv.weight",
+        "post_quant_conv.bias",
     } <= keys
     assert not any(".attn." in key or "temb" in key for key in keys)  # attn_resolutions is empty
     assert "encoder.down.4.downsample.conv.weight" not in keys and "decoder.up.0.upsample.conv.weight" not in keys

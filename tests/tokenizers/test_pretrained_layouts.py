@@ -26,7 +26,9 @@ def llama_text(llama_tokenizer_dir):
 @pytest.fixture(scope="module")
 def paper(llama_text, tiny_layout):
     image = tiny_layout.image_tokenizer  # 16 codes, 16 tokens per 16-px image
-    return LAYOUTS.build({"name": "medim_paper", "max_text_tokens": 12}, image_tokenizer=image, text_tokenizer=llama_text)
+    return LAYOUTS.build(
+        {"name": "medim_paper", "max_text_tokens": 12}, image_tokenizer=image, text_tokenizer=llama_text
+    )
 
 
 def test_paper_ids_follow_medims_vocabulary(paper, llama_text) -> None:
@@ -82,7 +84,10 @@ def test_paper_vocabularies_per_modality(paper) -> None:
 def test_paper_loss_scores_real_report_tokens_and_every_image_token(paper) -> None:
     task = build_task("joint", paper)
     backbone = tiny_backbone(paper)
-    x0 = paper.pack(torch.randint(0, 16, (3, 16)), paper.pack_text(["The heart is enlarged.", "No pneumothorax is seen.", "The lungs are clear."]).ids)
+    x0 = paper.pack(
+        torch.randint(0, 16, (3, 16)),
+        paper.pack_text(["The heart is enlarged.", "No pneumothorax is seen.", "The lungs are clear."]).ids,
+    )
     batch = task.training_batch(x0, torch.Generator().manual_seed(0))
     loss = task.loss(backbone, batch).loss
     # direct: MeDiM's mean over (real text + image) positions of 1/t-weighted CE at masked ones, logits read shifted
@@ -92,7 +97,9 @@ def test_paper_loss_scores_real_report_tokens_and_every_image_token(paper) -> No
     for b, position in ((batch.xt == paper.mask_id) & scorable).nonzero().tolist():
         logits = backbone.logits(hidden[b : b + 1, paper.logit_positions(torch.tensor([position]))])[0, 0]
         logits = logits.masked_fill(~paper.allowed_vocab(torch.tensor([position]))[0], float("-inf"))
-        total = total + torch.nn.functional.cross_entropy(logits[None], x0[b, position][None]) / batch.times[b, position]
+        total = (
+            total + torch.nn.functional.cross_entropy(logits[None], x0[b, position][None]) / batch.times[b, position]
+        )
     torch.testing.assert_close(loss, total / scorable.sum())
     assert (x0[:, paper.text_positions] == 0).any() and not scorable[x0 == 0].any()
 
@@ -104,8 +111,14 @@ def test_paper_round_trips_reports(paper) -> None:
 
 
 def test_paper_needs_the_added_specials(tiny_layout) -> None:
-    with pytest.raises(ConfigError, match="needs a text tokenizer with a BOS id and the added specials <boi>, <eoi>, <eos>"):
-        LAYOUTS.build({"name": "medim_paper"}, image_tokenizer=tiny_layout.image_tokenizer, text_tokenizer=tiny_layout.text_tokenizer)
+    with pytest.raises(
+        ConfigError, match="needs a text tokenizer with a BOS id and the added specials <boi>, <eoi>, <eos>"
+    ):
+        LAYOUTS.build(
+            {"name": "medim_paper"},
+            image_tokenizer=tiny_layout.image_tokenizer,
+            text_tokenizer=tiny_layout.text_tokenizer,
+        )
 
 
 def test_liquid_native_reuses_the_checkpoints_image_rows(tiny_layout) -> None:

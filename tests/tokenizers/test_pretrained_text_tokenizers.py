@@ -23,9 +23,17 @@ TEXTS = [
 
 #: Trainer options of Llama-2's and Gemma's tokenizer.model (BPE, identity normalization, byte fallback).
 COMMON = dict(
-    model_type="bpe", vocab_size=320, hard_vocab_limit=False, byte_fallback=True, character_coverage=1.0,
-    normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True,
-    allow_whitespace_only_pieces=True, num_threads=1, minloglevel=2,
+    model_type="bpe",
+    vocab_size=320,
+    hard_vocab_limit=False,
+    byte_fallback=True,
+    character_coverage=1.0,
+    normalization_rule_name="identity",
+    remove_extra_whitespaces=False,
+    split_digits=True,
+    allow_whitespace_only_pieces=True,
+    num_threads=1,
+    minloglevel=2,
 )
 
 
@@ -52,8 +60,16 @@ def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Gemma's layout: pad 0, eos 1, bos 2, unk 3, <mask> 4, and no dummy prefix."""
     return _train(
-        tmp_path_factory.mktemp("gemma") / "gemma", pad_id=0, eos_id=1, bos_id=2, unk_id=3,
-        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", control_symbols=["<mask>"], add_dummy_prefix=False,
+        tmp_path_factory.mktemp("gemma") / "gemma",
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        control_symbols=["<mask>"],
+        add_dummy_prefix=False,
     )
 
 
@@ -168,7 +184,9 @@ def test_missing_and_malformed_files_are_named(llama_dir, tiny_corpus, tmp_path)
     other.mkdir()
     (other / "config.json").write_text("{}")
     (other / "model.safetensors").write_bytes(b"")
-    holds = r"weights-only' holds neither tokenizer.model nor tokenizer.json \(it holds: config.json, model.safetensors\)"
+    holds = (
+        r"weights-only' holds neither tokenizer.model nor tokenizer.json \(it holds: config.json, model.safetensors\)"
+    )
     with pytest.raises(DataError, match=holds):
         _prepared("gemma_text", other, tiny_corpus, tmp_path)
     garbage = tmp_path / "garbage"

@@ -49,21 +49,26 @@ class UViTBackbone(Backbone):
 
     class Params(ComponentParams):
         hidden_size: int = Field(128, gt=0, description="D: width of every block; a multiple of 4 and of num_heads")
-        num_blocks: int = Field(2, ge=2, description="blocks around the long skips: half feed them, half take them (even)")
+        num_blocks: int = Field(
+            2, ge=2, description="blocks around the long skips: half feed them, half take them (even)"
+        )
         mid_block: bool = Field(True, description="one more block at the bottom of the hourglass, without a skip")
         num_heads: int = Field(4, gt=0, description="attention heads; must divide hidden_size")
         mlp_ratio: float = Field(4.0, gt=0, description="MLP width as a multiple of hidden_size")
         position_embedding: Literal["learned", "sinusoidal"] = Field(
-            "learned", description="learned tables or fixed sinusoids; on the image grid half the width is rows, half columns"
+            "learned",
+            description="learned tables or fixed sinusoids; on the image grid half the width is rows, half columns",
         )
         adaln_init: Literal["zero", "normal"] = Field(
             "zero", description="zero = AdaLN-Zero (every block starts as the identity); normal = N(0, 0.02)"
         )
-        tie_embeddings: bool = Field(True, description="logits from the token embedding (true) or a separate head (false)")
+        tie_embeddings: bool = Field(
+            True, description="logits from the token embedding (true) or a separate head (false)"
+        )
         norm_eps: float = Field(1e-6, gt=0, description="LayerNorm epsilon")
 
         @model_validator(mode="after")
-        def _consistent(self) -> "UViTBackbone.Params":
+        def _consistent(self) -> UViTBackbone.Params:
             if self.num_blocks % 2:
                 raise ValueError(
                     f"num_blocks must be even (the first half feeds the long skips, the second half takes them), "
@@ -185,6 +190,8 @@ class Block(nn.Module):
 
     def attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
         b, length, d = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # each (B, H, L, hs)
+        q, k, v = (
+            self.qkv(x).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        )  # each (B, H, L, hs)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, L, hs); mask True = may attend
         return self.proj(out.transpose(1, 2).reshape(b, length, d))

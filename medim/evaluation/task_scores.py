@@ -1,0 +1,100 @@
+"""Scores of one direction's generations on the held-out split, by what it generates given what.
+
+    text given image   findings parsed from the generated reports vs the image's true labels
+    image given text   findings the judge sees in the generated images vs the report's labels
+    image and text     agreement of the judged image findings with the findings the report states
+Each is printed beside trivial baselines (the majority label set; a random training
+sample; shuffled pairs), so learning shows as a gap. Every scorer needs the dataset's
+finding labels (`PairedDataset.finding_labels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medim.data.paired import FindingLabels, PairedSplit
+from medim.evaluation.directions import IMAGE_AND_TEXT, IMAGE_GIVEN_TEXT, TEXT_GIVEN_IMAGE, Direction
+from medim.evaluation.finding_classifier import FindingClassifier
+from medim.evaluation.finding_metrics import finding_scores
+from medim.evaluation.judge import judge_findings
+
+
+@dataclass
+class ScoringContext:
+    """What the scorers share: the first `n` held-out pairs, the training split, labels, judge and baseline rng."""
+
+    held_out: PairedSplit
+    n: int
+    train: PairedSplit
+    labels: FindingLabels
+    judge: Callable[[], FindingClassifier]
+    rng: np.random.Generator
+
+    @property
+    def truth(self) -> list[frozenset[str]]:
+        """The true labels of the scored held-out pairs."""
+        return self.held_out.labels[: self.n]
+
+    def majority(self) -> frozenset[str]:
+        """The most frequent label set of the training split."""
+        values, counts = np.unique(np.array(["|".join(sorted(s)) for s in self.train.labels]), return_counts=True)
+        return frozenset(values[counts.argmax()].split("|")) - {""}
+
+    def scores(self, predicted: list[frozenset[str]], reference: list[frozenset[str]]) -> dict[str, Any]:
+        """Finding scores over the dataset's label vocabulary."""
+        return finding_scores(predicted, reference, self.labels.names)
+
+
+def reports_from_images(images: np.ndarray | None, reports: list[str], context: ScoringContext) -> dict[str, Any]:
+    """Findings of generated reports against the true labels of the images they describe."""
+    n, truth = context.n, context.truth
+    random_train = [context.train.labels[i] for i in context.rng.integers(0, len(context.train), n)]
+    model = context.scores([context.labels.parse_report(r) for r in reports], truth)
+    return {
+        "scores": {
+            "model": model,
+            "baseline_majority": context.scores([context.majority()] * n, truth),
+            "baseline_random_train_report": context.scores(random_train, truth),
+        },
+        "summary": {"f1": model["micro_f1"]},
+    }
+
+
+def images_from_reports(images: np.ndarray, reports: list[str] | None, context: ScoringContext) -> dict[str, Any]:
+    """Findings the judge sees in generated images against the labels of the reports they were drawn from."""
+    n, truth, judge = context.n, context.truth, context.judge()
+    random_train = context.train.images[context.rng.integers(0, len(context.train), n)]
+    model = context.scores(judge_findings(judge, images), truth)
+    return {
+        "scores": {
+            "model": model,
+            "baseline_majority": context.scores([context.majority()] * n, truth),
+            "baseline_random_train_image": context.scores(judge_findings(judge, random_train), truth),
+        },
+        "summary": {"f1": model["micro_f1"]},
+    }
+
+
+def pairs(images: np.ndarray, reports: list[str], context: ScoringContext) -> dict[str, Any]:
+    """How well the findings judged in each generated image agree with those its generated report states."""
+    stated = [context.labels.parse_report(r) for r in reports]
+    shown = judge_findings(context.judge(), images)
+    shuffled = list(context.rng.permutation(np.array(shown, dtype=object)))
+    model = context.scores(stated, shown)
+    normal = float(np.mean([not s for s in stated]))
+    return {
+        "scores": {"model_agreement": model, "baseline_shuffled_pairs": context.scores(stated, shuffled)},
+        "summary": {"agreement_f1": model["micro_f1"], "normal_fraction": normal},
+    }
+
+
+#: The scorer of each direction.
+SCORERS: dict[Direction, Callable[..., dict[str, Any]]] = {
+    TEXT_GIVEN_IMAGE: reports_from_images,
+    IMAGE_GIVEN_TEXT: images_from_reports,
+    IMAGE_AND_TEXT: pairs,
+}
