@@ -7,10 +7,13 @@ as one paragraph and exit with status 2; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medim.errors import DataError, MedimError
 
@@ -31,13 +34,15 @@ def main(argv: list[str] | None = None) -> int:
 
     With `--debug` an input error also shows its full traceback (to report a bug in medim or a plugin).
     """
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0
+    configure_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
     try:
-        code = args.handler(args)
+        with logging_redirect_tqdm(loggers=[logging.getLogger("medim")]):
+            code = args.handler(args)
     except MedimError as exc:
         if args.debug:
             import traceback
@@ -49,6 +54,37 @@ def main(argv: list[str] | None = None) -> int:
         print("medim: interrupted (a training run continues with `medim train EXP --resume`)", file=sys.stderr)
         return 130
     return 0 if code is None else int(code)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to the `sys.stderr` of the moment (so redirection and captured output see it)."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ sets it; the property decides
+        pass
+
+
+class _LevelPrefix(logging.Formatter):
+    """`warning: ...` and `error: ...`; informational lines as they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+def configure_logging(level: int) -> None:
+    """Show medim's log records of `level` and above on stderr; the library itself only logs (never prints)."""
+    logger = logging.getLogger("medim")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(_LevelPrefix("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 # -- components ----------------------------------------------------------------------------------
@@ -132,6 +168,35 @@ def _kind(kind: str) -> str:
     if kind not in ALL_REGISTRIES:
         raise RegistryError(f"unknown component kind {kind!r}; kinds are {', '.join(ALL_REGISTRIES)}")
     return kind
+
+
+def _add_check_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`medim check NAME [--kind KIND] [--set KEY=VALUE ...]`: a component's conformance checks."""
+    p = commands.add_parser(
+        "check",
+        parents=[common],
+        help="run a component's conformance checks (built-in or plugin) in a tiny environment; exit 1 on a failure",
+    )
+    p.add_argument("name", help="a registered component name (see `medim list`)")
+    p.add_argument("--kind", help="its kind, when the name is used by several: backbones, samplers, ...")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="parameter override (repeatable, parsed as YAML), on top of the component's example params",
+    )
+    p.set_defaults(handler=_cmd_check)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Print one line per check and a summary; 0 when every check passes, 1 otherwise."""
+    from medim.config.loading import apply_overrides
+    from medim.conformance import check_component, component_kind, describe_results
+
+    kind = component_kind(args.name, _kind(args.kind) if args.kind else None)
+    results = check_component(kind, args.name, apply_overrides({}, args.set or [], set()))
+    print("\n".join(describe_results(kind, args.name, results)))
+    return 0 if all(result.passed for result in results) else 1
 
 
 # -- experiments ---------------------------------------------------------------------------------
@@ -228,9 +293,20 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
-    from medim.evaluation.tokenizer_check import reconstruct_from_cli
+    from medim.evaluation.tokenizer_check import reconstruct_experiment, reconstruction_summary
 
-    reconstruct_from_cli(args)
+    out = args.out or Path("reconstruction")
+    report = reconstruct_experiment(
+        args.experiment,
+        args.overrides,
+        args.folder,
+        out,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    print(reconstruction_summary(report))
+    print(f"report: {out / 'reconstruction.json'}; side-by-side images: {out}/*.png")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
@@ -243,110 +319,154 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> None:
+    from medim.evaluation.evaluate import summary_table
     from medim.quickstart import run_quickstart
 
-    run_quickstart(fresh=args.fresh, progress=not args.quiet)
+    run_dir, metrics = run_quickstart(fresh=args.fresh, progress=not args.quiet)
+    print("\n" + summary_table(metrics))
+    print(
+        f"\nrun directory: {run_dir}\n"
+        f"  eval/metrics.json     all scores (per finding, baselines, the judge's own accuracy)\n"
+        f"  eval/*.png            galleries: a report per image, an image per report, pairs from nothing\n"
+        f"  train_log.jsonl       training and validation losses\n"
+        f'try: medim generate {run_dir} --report "The heart is enlarged. Small left pleural effusion."'
+    )
 
 
 # -- parser --------------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `medim` parser: global flags, then one small builder per command group."""
     parser = argparse.ArgumentParser(
         prog="medim", description="Unified medical multimodal generation with masked discrete diffusion."
     )
+    _add_output_flags(parser, default=False)
     parser.add_argument(
         "--debug",
         action="store_true",
         help="show full tracebacks: of an error, and of each broken plugin in `medim --debug plugins`",
     )
     commands = parser.add_subparsers(title="commands")
+    common = argparse.ArgumentParser(add_help=False)
+    _add_output_flags(common, default=argparse.SUPPRESS)  # after the command too, without resetting the global
+    for add in (
+        _add_component_commands,
+        _add_check_command,
+        _add_config_commands,
+        _add_data_commands,
+        _add_model_commands,
+        _add_generate_command,
+        _add_evaluation_commands,
+    ):
+        add(commands, common)
+    return parser
 
-    p = commands.add_parser("list", help="list registered components (optionally of one kind)")
+
+def _add_output_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings only, no progress bars")
+    group.add_argument("-v", "--verbose", action="store_true", default=default, help="also debug messages")
+
+
+def _add_component_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("list", parents=[common], help="list registered components (optionally of one kind)")
     p.add_argument("kind", nargs="?", help="tokenizers, layouts, backbones, noise, samplers, tasks or datasets")
     p.add_argument("--pattern", default="*", help="fnmatch pattern on names, e.g. 'hf_*'")
     p.set_defaults(handler=_cmd_list)
-
-    p = commands.add_parser("info", help="show a component's parameters and defaults")
+    p = commands.add_parser("info", parents=[common], help="show a component's parameters and defaults")
     p.add_argument("name", help="component name, or kind:name when a name is used by two kinds")
     p.set_defaults(handler=_cmd_info)
-
-    p = commands.add_parser("plugins", help="list installed plugins and any that failed to load")
+    p = commands.add_parser("plugins", parents=[common], help="list installed plugins and any that failed to load")
     p.set_defaults(handler=_cmd_plugins)
 
+
+def _add_config_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     config = commands.add_parser("config", help="inspect experiments").add_subparsers(title="config commands")
-    p = config.add_parser("show", help="print an experiment's resolved config")
+    p = config.add_parser("show", parents=[common], help="print an experiment's resolved config")
     _experiment_args(p)
     p.set_defaults(handler=_cmd_config_show)
-    p = config.add_parser("list", help="list bundled experiments")
+    p = config.add_parser("list", parents=[common], help="list bundled experiments and sweeps")
     p.set_defaults(handler=_cmd_config_list)
 
+
+def _add_data_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
         "tokenize",
         aliases=["prepare"],
+        parents=[common],
         help="build an experiment's data and tokenizers and tokenize its splits into memory-mapped shards "
         "(cached, resumable)",
     )
     _experiment_args(p)
     p.add_argument("--splits", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"])
     p.add_argument("--shard-size", type=int, help="samples per shard of a new build (default 4096)")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_tokenize)
+    p = commands.add_parser(
+        "reconstruct",
+        parents=[common],
+        help="encode+decode a folder of images with an experiment's image tokenizer (PSNR/SSIM)",
+    )
+    p.add_argument("experiment", help="experiment whose image tokenizer to check (name or YAML path)")
+    p.add_argument("folder", type=Path, help="folder of images (searched recursively)")
+    p.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. tokenizers.image.checkpoint=...")
+    p.add_argument("--out", type=Path, help="where reconstruction.json and side-by-side PNGs go (./reconstruction)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.set_defaults(handler=_cmd_reconstruct)
 
-    p = commands.add_parser("build", help="build an experiment's model and print its parameter counts")
+
+def _add_model_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser("build", parents=[common], help="build an experiment's model and print its parameters")
     _experiment_args(p)
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="parameters on the meta device and no weights read "
-        "(real size, instantly; published shapes for absent files)",
+        help="parameters on the meta device and no weights read (real size, instantly; published shapes for "
+        "absent files)",
     )
     p.set_defaults(handler=_cmd_build)
-
-    p = commands.add_parser("train", help="train an experiment")
+    p = commands.add_parser("train", parents=[common], help="train an experiment")
     _experiment_args(p)
     p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cmd_train)
 
+
+def _add_generate_command(commands: Any, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
         "generate",
-        help="generate from a trained run (or MeDiM's released checkpoint): images from a report, "
-        "reports from an image, "
-        "pairs, or infilling (finish a report, inpaint an image region)",
+        parents=[common],
+        help="generate with a trained run (or MeDiM's released checkpoint): an image for a report, a report for an "
+        "image, pairs, or infilling (finish a report, redraw an image region)",
     )
     p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (or use --checkpoint)")
     p.add_argument("--checkpoint", type=Path, help="MeDiM's released checkpoint folder (accelerate save_state output)")
-    p.add_argument(
-        "--experiment", default="paper/medim", help="with --checkpoint: the experiment naming tokenizers and layout"
-    )
+    p.add_argument("--experiment", default="paper/medim", help="with --checkpoint: the experiment naming its parts")
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="config override (repeatable); for a run directory only decoding: "
-        "sampler=..., sampler.KEY=..., eval.KEY=...",
+        help="config override (repeatable); for a run directory only decoding: sampler=..., sampler.KEY=..., "
+        "eval.KEY=...",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--report", help="report text: draw images from it (with --image and --mask: inpaint under it)")
     p.add_argument("--report-file", type=Path, help="text file holding such a report")
     p.add_argument("--image", type=Path, help="image file: write reports for it (with --mask: inpaint it)")
     p.add_argument("--mask", type=Path, help="with --image: a mask of the image's size; its white pixels are redrawn")
-    p.add_argument(
-        "--report-opening", help="the first words of the report: finished from --image, or prompting --pairs"
-    )
+    p.add_argument("--report-opening", help="the first words of the report: finished for --image, or prompting --pairs")
     p.add_argument("--pairs", type=int, help="number of image-report pairs to generate")
     p.add_argument("--num", type=int, default=1, help="samples per report or image (default 1)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the run's eval.num_steps)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance weight (default: the run's eval.cfg_scale)")
     p.add_argument("--seed", type=int, default=0, help="sample i draws from seed + i, whatever else is generated")
-    p.add_argument(
-        "--out", type=Path, help="output folder (default RUN_DIR/generated, or ./generated with --checkpoint)"
-    )
+    p.add_argument("--out", type=Path, help="output folder, new or empty (default: the next RUN_DIR/generated/NNN)")
     p.set_defaults(handler=_cmd_generate)
 
+
+def _add_evaluation_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
-        "eval", help="score a trained run on the held-out split (writes eval/metrics.json and galleries)"
+        "eval", parents=[common], help="score a trained run on the held-out split (eval/metrics.json, galleries)"
     )
     p.add_argument("run_dir", type=Path)
     p.add_argument(
@@ -364,43 +484,22 @@ def _parser() -> argparse.ArgumentParser:
         "eval.modality_steps={text: 64}",
     )
     p.add_argument("--out", type=Path, help="where metrics.json and the galleries go (default RUN_DIR/eval)")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_eval)
-
-    p = commands.add_parser(
-        "reconstruct", help="encode+decode a folder of images with an experiment's image tokenizer (PSNR/SSIM)"
-    )
-    p.add_argument("experiment", help="experiment whose image tokenizer to check (name or YAML path)")
-    p.add_argument("folder", type=Path, help="folder of images (searched recursively)")
-    p.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. tokenizers.image.checkpoint=...")
-    p.add_argument(
-        "--out", type=Path, help="where reconstruction.json and side-by-side PNGs go (default ./reconstruction)"
-    )
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(handler=_cmd_reconstruct)
-
     p = commands.add_parser(
         "sweep",
+        parents=[common],
         help="train and evaluate several experiments (a sweep file or a list) and write one comparison table",
     )
     p.add_argument("sources", nargs="+", help="a sweep file (e.g. sweeps/samplers) or experiments to compare")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every run (repeatable)")
-    p.add_argument(
-        "--name", help="sweep name (default: the sweep file's, or 'sweep'); results in OUTPUT_DIR/sweeps/NAME"
-    )
+    p.add_argument("--name", help="sweep name (default: the sweep file's, or 'sweep'); results in OUTPUT_DIR/sweeps")
     p.add_argument("--fresh", action="store_true", help="delete the sweep's earlier runs first")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_sweep)
-
     p = commands.add_parser(
-        "quickstart", help="train the embedded quickstart model, then evaluate it (~12 min on 2 CPU cores)"
+        "quickstart", parents=[common], help="train the embedded quickstart model, then evaluate it (~10 min on 2 CPUs)"
     )
     p.add_argument("--fresh", action="store_true", help="delete an earlier quickstart run first")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_cmd_quickstart)
-    return parser
 
 
 def _experiment_args(parser: argparse.ArgumentParser) -> None:

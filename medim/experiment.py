@@ -9,7 +9,7 @@ before anything is written to a run directory.
 
 from __future__ import annotations
 
-import sys
+import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -28,6 +28,8 @@ from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerCorpus
 from medim.tokenizers.layouts import SequenceLayout
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,8 +51,12 @@ class Experiment:
         """A freshly initialised backbone sized for the layout (seeded by the experiment seed).
 
         `empty=True` builds it inside `empty_weights()`: parameters on the meta device and
-        no checkpoint read (dry runs, or before loading a full state dict).
+        no checkpoint read (dry runs, or before loading a full state dict). Every backbone, built-in
+        or plugin, is checked against its contract by one forward that costs nothing
+        (`medim.backbones.contract`), so a wrong shape stops here, not in training.
         """
+        from medim.backbones.contract import check_backbone
+
         torch.manual_seed(self.config.seed)
         with empty_weights() if empty else nullcontext():
             backbone = self.config.backbone.build(
@@ -70,6 +76,7 @@ class Experiment:
                 f"{self.config.backbone.name!r} takes one per sample; use time_sampling: shared or a backbone "
                 f"that accepts [B, L] noise levels (hf_decoder, liquid, llama, hf_checkpoint)"
             )
+        check_backbone(backbone, self.config.backbone.name, self.layout.vocab_size, self.layout.seq_len)
         return backbone
 
     def tokens(self, split: str, *, progress: bool = False, shard_size: int = DEFAULT_SHARD_SIZE) -> TokenShards:
@@ -108,11 +115,11 @@ class Experiment:
                 label=f"tokenize {split}",
             )
             if shards.manifest["truncated"]:
-                print(
-                    f"warning: {shards.manifest['truncated']} of {len(data)} {split} reports are longer than "
-                    f"the layout's report segment and were cut; raise layout.max_text_tokens to keep them whole",
-                    file=sys.stderr,
-                )
+                logger.warning(
+                    "%d of %d %s reports are longer than the layout's report segment and were cut; "
+                    "raise layout.max_text_tokens to keep them whole",
+                    shards.manifest["truncated"], len(data), split,
+                )  # fmt: skip
             self._tokens[split] = shards
         return self._tokens[split]
 

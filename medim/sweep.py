@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from medim.io import atomic_write_json, atomic_write_text, file_digest, stable_h
 from medim.runs import open_run, run_config
 from medim.training.checkpoints import latest_checkpoint, trained_steps
 from medim.training.trainer import train
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,18 +138,20 @@ def run_sweep(name: str, runs: list[SweepRun], *, fresh: bool = False, progress:
         config = run.config
         trainer = trainers[training_identity(config)]
         if trainer.label != run.label:
-            print(f"[{index}/{len(runs)}] {run.label}: decoding change only, evaluated on {trainer.label}'s model")
+            logger.info(
+                "[%d/%d] %s: decoding change only, evaluated on %s's model", index, len(runs), run.label, trainer.label
+            )
         elif trained_steps(config.run_dir) >= config.train.steps:
-            print(f"[{index}/{len(runs)}] {run.label}: already trained ({config.run_dir})")
+            logger.info("[%d/%d] %s: already trained (%s)", index, len(runs), run.label, config.run_dir)
         else:
-            print(f"[{index}/{len(runs)}] {run.label}: training {config.run_dir}")
+            logger.info("[%d/%d] %s: training %s", index, len(runs), run.label, config.run_dir)
             result = train(config, resume=latest_checkpoint(config.run_dir) is not None, progress=progress)
             if not result.finished:
-                print(
-                    f"  stopped at step {result.steps_done} of {config.train.steps} (train.max_minutes); "
-                    "evaluated as it is, "
-                    f"run the sweep again to continue (or add --set '~train.max_minutes')"
-                )
+                logger.warning(
+                    "%s stopped at step %d of %d (train.max_minutes); evaluated as it is, run the sweep again "
+                    "to continue (or add --set '~train.max_minutes')",
+                    run.label, result.steps_done, config.train.steps,
+                )  # fmt: skip
         metrics = _evaluated(config, trainer.config.run_dir, progress)
         reference = reference or metrics
         rows.append(_row(run, placed[0], trainer, metrics, reference))

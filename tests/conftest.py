@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import yaml
 from safetensors.torch import save_file
 from transformers import GemmaConfig, GemmaForCausalLM
 
+from medim.conformance.artifacts import (
+    REPORTS,
+    TINY_LLM_HIDDEN,
+    TINY_VQGAN,
+    chameleon_yaml,
+    lightning_checkpoint,
+    synthetic_corpus,
+    tiny_decoder_config,
+    write_sentencepiece_dir,
+    write_vqgan_files,
+)
 from medim.io import CACHE_ENV
 from medim.registry import LAYOUTS, NOISE, OBJECTIVES, TASKS, TOKENIZERS
 from medim.tokenizers.base import TokenizerCorpus
-from medim.tokenizers.vqgan_model import VQGANConfig
 
-REPORTS = [
-    "The heart is enlarged.",
-    "No pleural effusion.",
-    "Small left pleural effusion.",
-    "Right upper lobe nodule.",
-    "The lungs are clear.",
-    "Endotracheal tube in place.",
-    "No pneumothorax.",
-    "Cardiomegaly is present.",
-    "Large right pleural effusion.",
-]
+__all__ = ["REPORTS", "TINY_VQGAN", "chameleon_yaml", "lightning_checkpoint"]  # re-exported for the tests
 
 
 #: Overrides that shrink the quickstart to a seconds-long train -> eval run (for end-to-end tests).
@@ -65,12 +63,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(scope="session")
 def tiny_corpus() -> TokenizerCorpus:
     """32 random 16x16 images made of 4x4 patches of 24 palette colours, and a few short reports."""
-    rng = np.random.default_rng(0)
-    palette = rng.integers(0, 256, (24, 3), dtype=np.uint8)
-    grid = rng.integers(0, 24, (32, 4, 4))
-    images = palette[grid].repeat(4, axis=1).repeat(4, axis=2)
-    texts = [REPORTS[i % len(REPORTS)] for i in range(64)]
-    return TokenizerCorpus(images=images, texts=texts, identity="tiny-test-corpus")
+    return synthetic_corpus(16, identity="tiny-test-corpus")
 
 
 @pytest.fixture(scope="session")
@@ -105,145 +98,27 @@ def tiny_backbone(layout, **overrides):
     return BACKBONES.build(spec, vocab_size=layout.vocab_size, max_seq_len=layout.seq_len, layout=layout)
 
 
-LLAMA_STYLE_SENTENCES = [
-    "The image is a radiograph of the chest, showing the thoracic cavity structures.",
-    "The heart is enlarged.",
-    "There is a small left pleural effusion.",
-    "No pneumothorax is seen.",
-    "The lungs are clear.",
-    "Image Size: Width is 512 Height is 512.",
-    "A nodule in the right upper lobe.",
-    "Endotracheal tube and right internal jugular line in place.",
-    "Tumour cells with necrosis and inflammation.",
-]
-
-
 @pytest.fixture(scope="session")
 def llama_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory):
     """A directory laid out like Llama-2-7b-hf's tokenizer files, holding a tiny Llama-style SentencePiece model.
 
     Llama-2's id conventions: unk 0, bos 1, eos 2, no pad piece, byte fallback.
     """
-    import io
-
-    import sentencepiece as spm
-
-    directory = tmp_path_factory.mktemp("llama_tokenizer")
-    buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(LLAMA_STYLE_SENTENCES * 4),
-        model_writer=buffer,
-        vocab_size=700,
-        model_type="bpe",
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        byte_fallback=True,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        num_threads=1,
-        minloglevel=2,
-    )
-    (directory / "tokenizer.model").write_bytes(buffer.getvalue())
-    (directory / "tokenizer_config.json").write_text(
-        '{"add_bos_token": true, "add_eos_token": false, "tokenizer_class": "LlamaTokenizer"}'
-    )
-    (directory / "special_tokens_map.json").write_text(
-        '{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}'
-    )
-    return directory
-
-
-#: Chameleon's layout at toy size: two levels (16 -> 8 pixels), attention blocks at resolution 8.
-TINY_VQGAN = VQGANConfig(
-    embed_dim=8,
-    n_embed=16,
-    z_channels=8,
-    resolution=16,
-    in_channels=3,
-    out_ch=3,
-    ch=32,
-    ch_mult=(1, 2),
-    num_res_blocks=1,
-    attn_resolutions=(8,),
-)
-TRAINING_KEYS = {
-    "loss.logvar": torch.zeros(()),
-    "loss.discriminator.main.0.weight": torch.randn(4, 3, 4, 4),
-    "loss.perceptual_loss.net.slice1.0.bias": torch.randn(4),
-}
-
-
-def chameleon_yaml(config: VQGANConfig, **ddconfig_changes: object) -> dict:
-    """A vqgan.yaml document laid out as Chameleon's (target, params, ddconfig, lossconfig)."""
-    ddconfig = {
-        "double_z": False,
-        "z_channels": config.z_channels,
-        "resolution": config.resolution,
-        "in_channels": 3,
-        "out_ch": 3,
-        "ch": config.ch,
-        "ch_mult": list(config.ch_mult),
-        "num_res_blocks": config.num_res_blocks,
-        "attn_resolutions": list(config.attn_resolutions),
-        "dropout": 0.0,
-    }
-    ddconfig.update(ddconfig_changes)
-    return {
-        "model": {
-            "base_learning_rate": 4.5e-06,
-            "target": "taming.models.vqgan.VQModel",
-            "params": {
-                "embed_dim": config.embed_dim,
-                "n_embed": config.n_embed,
-                "ddconfig": ddconfig,
-                "lossconfig": {
-                    "target": "taming.modules.losses.vqperceptual.VQLPIPSWithDiscriminator",
-                    "params": {"disc_start": 0, "disc_weight": 0.75, "codebook_weight": 1.0},
-                },
-            },
-        }
-    }
-
-
-def lightning_checkpoint(path: Path, state: dict[str, torch.Tensor], **extra: object) -> Path:
-    """A Lightning-style checkpoint: weights plus training-loss keys under state_dict, and bookkeeping."""
-    torch.save(
-        {"epoch": 0, "global_step": 1, "state_dict": {**state, **TRAINING_KEYS}, "optimizer_states": [], **extra}, path
-    )
-    return path
+    return write_sentencepiece_dir(tmp_path_factory.mktemp("llama_tokenizer"), "llama")
 
 
 @pytest.fixture(scope="session")
 def tiny_vqgan_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(vqgan.yaml, vqgan.ckpt) of a seeded random TINY_VQGAN in Chameleon's formats."""
-    from medim.tokenizers.vqgan_model import VQModel
-
-    folder = tmp_path_factory.mktemp("chameleon")
-    config = folder / "vqgan.yaml"
-    config.write_text(yaml.safe_dump(chameleon_yaml(TINY_VQGAN)))
-    torch.manual_seed(0)
-    return config, lightning_checkpoint(folder / "vqgan.ckpt", VQModel(TINY_VQGAN).state_dict())
+    return write_vqgan_files(tmp_path_factory.mktemp("chameleon"), TINY_VQGAN, seed=0)
 
 
-RELEASE_HIDDEN, RELEASE_LAYERS = 32, 2
+RELEASE_HIDDEN, RELEASE_LAYERS = TINY_LLM_HIDDEN, 2
 
 
 def tiny_liquid_config(num_layers: int = 4) -> GemmaConfig:
     """The tiny 'Liquid config it was trained from' (more layers than the release keeps, as Liquid's 28 > 10)."""
-    return GemmaConfig(
-        vocab_size=264,
-        hidden_size=RELEASE_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=8,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-    )
+    return tiny_decoder_config("gemma", num_layers)
 
 
 def fabricate_medim_release(

@@ -1,5 +1,5 @@
 #: Modules here that hold shared machinery and register no backbone. The registry imports every module
 #: of this package on its first lookup; tests/registry/test_builtin_discovery.py checks this list.
 SUPPORT_MODULES: frozenset[str] = frozenset(
-    {"base", "checkpoint_files", "conditioning", "denoiser", "medim_release", "parameters", "published"}
+    {"base", "checkpoint_files", "conditioning", "contract", "denoiser", "medim_release", "parameters", "published"}
 )

@@ -12,7 +12,8 @@ AdaLN) are initialised as `DenoiserParams` says.
 
 from __future__ import annotations
 
-import sys
+import logging
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -41,6 +42,8 @@ _FILES = (
     "pytorch_model.bin, or pytorch_model-*.bin + pytorch_model.bin.index.json. "
     "Read: the embedding rows the layout uses, layers 0..num_layers-1, the final norm (and lm_head if untied)."
 )
+
+logger = logging.getLogger(__name__)
 
 
 class PretrainedParams(DenoiserParams):
@@ -86,6 +89,14 @@ class PretrainedDecoder(DecoderDenoiser):
             keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
             extra["published config (checkpoint: null)"] = ", ".join(f"{k}={cls.published[k]}" for k in keys)
         return extra
+
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """For `medim check`: a tiny seeded checkpoint of the first accepted model_type, written by transformers'
+        save_pretrained into `workdir`, of which the first 2 of 4 layers are kept."""
+        from medim.conformance.artifacts import write_hf_checkpoint
+
+        return {"checkpoint": str(write_hf_checkpoint(workdir, cls.model_types[0], num_layers=4)), "num_layers": 2}
 
     def _config(self, source: dict[str, Any], params: PretrainedParams, vocab_size: int, max_seq_len: int) -> Any:
         """The checkpoint's transformers config, cut to num_layers and resized to the layout's vocabulary."""
@@ -134,11 +145,10 @@ class PretrainedDecoder(DecoderDenoiser):
             )
         self.to(dtype)
         new = int((sources < 0).sum())
-        print(
-            f"backbone {self.name}: read {len(files.read_keys)} tensors from {files.directory} "
-            f"({self.config.num_hidden_layers} layers); {new} new vocabulary rows",
-            file=sys.stderr,
-        )
+        logger.info(
+            "backbone %s: read %d tensors from %s (%d layers); %d new vocabulary rows",
+            self.name, len(files.read_keys), files.directory, self.config.num_hidden_layers, new,
+        )  # fmt: skip
 
     def _identity(self, checkpoint_rows: int) -> Tensor:
         ids = torch.arange(self.vocab_size)

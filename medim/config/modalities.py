@@ -34,3 +34,8 @@ def describe_modalities(names: frozenset[str] | tuple[str, ...]) -> str:
     """`image and text`, `text` or `nothing`: a set of modalities as a message says it."""
     ordered = [name for name in MODALITY_CODES if name in names]
     return " and ".join(ordered) or "nothing"
+
+
+def describe_generation(generated: frozenset[str]) -> str:
+    """`text given image`: generating `generated` given every other modality, in words."""
+    return f"{describe_modalities(generated)} given {describe_modalities(frozenset(MODALITY_CODES) - generated)}"

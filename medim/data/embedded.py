@@ -47,6 +47,11 @@ class EmbeddedPhantoms(PairedDataset):
         self.findings = tuple(label for d in domains for label in FINDINGS_BY_DOMAIN[d])
         self._splits: dict[str, PairedSplit] = {}
 
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """For `medim check`: a few small pairs per split."""
+        return {"image_size": 32, "num_train": 8, "num_val": 4, "num_test": 4}
+
     def identity(self) -> dict[str, Any]:
         return {"name": "embedded_phantoms", **self.params.model_dump()}
 

@@ -14,8 +14,8 @@ rows of each batch.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from medim.errors import DataError
 from medim.io import atomic_write, atomic_write_json
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_SIZE = 4096
@@ -78,11 +80,10 @@ def ensure_shards(
     """The shards of `directory` for `identity`, building (or finishing) them first when needed."""
     manifest = _read_manifest(directory)
     if manifest is not None and (manifest["identity"] != identity or manifest["num_samples"] != num_samples):
-        print(
-            f"{label}: cached tokens in {directory} were made by {_difference(manifest['identity'], identity)}; "
-            f"rebuilding",
-            file=sys.stderr,
-        )
+        logger.warning(
+            "%s: cached tokens in %s were made by %s; rebuilding",
+            label, directory, _difference(manifest["identity"], identity),
+        )  # fmt: skip
         shutil.rmtree(directory)
         manifest = None
     if manifest is None:

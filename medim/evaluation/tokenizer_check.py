@@ -10,10 +10,8 @@ averaged over channels.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -138,49 +136,48 @@ def reconstruct_folder(
     return report
 
 
-def reconstruct_from_cli(args: argparse.Namespace) -> dict[str, Any]:
-    """`medim reconstruct EXP FOLDER [OVERRIDES]`: the experiment's image tokenizer on a folder; prints a summary."""
+def reconstruct_experiment(
+    experiment: str,
+    overrides: list[str],
+    folder: Path,
+    out_dir: Path,
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`medim reconstruct`: the image tokenizer of `experiment` (name or YAML) on a folder of images."""
     from medim.config import load_experiment
     from medim.experiment import build_experiment
     from medim.io import cache_root
 
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+    if batch_size < 1 or (limit is not None and limit < 1):
         raise DataError("--batch-size and --limit must be at least 1")
-    find_images(args.folder)  # fail on a bad folder before building anything
-    config = load_experiment(args.experiment, args.overrides)
+    find_images(folder)  # fail on a bad folder before building anything
+    config = load_experiment(experiment, overrides)
     tokenizer: ImageTokenizer = config.tokenizers.image.build()
     if tokenizer.needs_corpus():  # trained on the experiment's images: build the experiment for them
-        tokenizer = build_experiment(config, progress=not args.quiet).image_tokenizer
+        tokenizer = build_experiment(config, progress=progress).image_tokenizer
     else:
         tokenizer.prepare(None, cache_root())
-    out = args.out or Path("reconstruction")
-    report = reconstruct_folder(
-        tokenizer,
-        args.folder,
-        out_dir=out,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        progress=not args.quiet,
-    )
-    psnr_summary, ssim_summary = report["psnr"], report["ssim"]
-    print(
+    return reconstruct_folder(tokenizer, folder, out_dir=out_dir, batch_size=batch_size, limit=limit, progress=progress)
+
+
+def reconstruction_summary(report: dict[str, Any]) -> str:
+    """The report's headline numbers, as `medim reconstruct` prints them."""
+    psnr, ssim = report["psnr"], report["ssim"]
+    lines = [
         f"{report['images']} images, {report['tokenizer']['tokens_per_image']} codes each "
         f"({report['codebook_usage']:.1%} of the codebook used)"
-    )
-    if psnr_summary:
-        print(
-            f"  PSNR  mean {psnr_summary['mean']:.2f} dB  median {psnr_summary['median']:.2f}  "
-            f"min {psnr_summary['min']:.2f}"
-        )
-    print(
-        f"  SSIM  mean {ssim_summary['mean']:.4f}  median {ssim_summary['median']:.4f}  min {ssim_summary['min']:.4f}"
-    )
-    print(
+    ]
+    if psnr:
+        lines.append(f"  PSNR  mean {psnr['mean']:.2f} dB  median {psnr['median']:.2f}  min {psnr['min']:.2f}")
+    lines.append(f"  SSIM  mean {ssim['mean']:.4f}  median {ssim['median']:.4f}  min {ssim['min']:.4f}")
+    lines.append(
         f"  encode {report['encode_images_per_second'] or 0:.1f} images/s, "
         f"decode {report['decode_images_per_second'] or 0:.1f} images/s"
     )
-    print(f"report: {out / 'reconstruction.json'}; side-by-side images: {out}/*.png", file=sys.stderr)
-    return report
+    return "\n".join(lines)
 
 
 def _summary(values: list[float]) -> dict[str, float] | None:

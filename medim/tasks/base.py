@@ -30,7 +30,7 @@ from pydantic import Field
 from torch import Tensor
 
 from medim.backbones.base import Backbone
-from medim.config.modalities import MODALITY_CODES, describe_modalities, modality_codes
+from medim.config.modalities import describe_generation, modality_codes
 from medim.errors import DataError
 from medim.noise.base import MaskingSchedule
 from medim.objectives.base import LossOutput, MaskedDiffusionObjective, TrainingBatch
@@ -75,12 +75,9 @@ class MaskedDiffusionTask:
         """The forward process this task is trained and sampled with."""
         return self.objective.noise
 
-    def describe(self) -> str:
-        """`text given image`: what the task generates from what, in words."""
-        return (
-            f"{describe_modalities(frozenset(self.noised_modalities))} "
-            f"given {describe_modalities(frozenset(self.conditioning_modalities))}"
-        )
+    def describe_roles(self) -> str:
+        """`text given image`: what the task generates, given the other modalities, in words."""
+        return describe_generation(frozenset(self.noised_modalities))
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -120,8 +117,10 @@ class MaskedDiffusionTask:
         """The task that generates `generated` given the other modalities: this one, or a clear error."""
         if self.can_generate(generated):
             return self
-        asked = f"{describe_modalities(generated)} given {describe_modalities(frozenset(MODALITY_CODES) - generated)}"
-        raise DataError(f"this model was trained to generate {self.describe()}; the request asks for {asked}")
+        raise DataError(
+            f"this model was trained to generate {self.describe_roles()}; "
+            f"the request asks for {describe_generation(generated)}"
+        )
 
     def prompt(self, request: GenerationRequest, device: torch.device) -> GenerationPrompt:
         """The token-level prompt of a request (a task with its own inputs overrides this)."""

@@ -52,8 +52,8 @@ class MultiTask(MaskedDiffusionTask):
         }
         self.probabilities = torch.tensor(list(params.weights.values()), dtype=torch.float)
 
-    def describe(self) -> str:
-        return "; ".join(task.describe() for task in self.members.values())
+    def describe_roles(self) -> str:
+        return "; ".join(task.describe_roles() for task in self.members.values())
 
     def can_generate(self, generated: frozenset[str]) -> bool:
         return any(task.can_generate(generated) for task in self.members.values())

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from medim.config.modalities import FIXED, MODALITY_CODES, describe_modalities
+from medim.config.modalities import FIXED, MODALITY_CODES, describe_generation
 from medim.errors import DataError
 from medim.tokenizers.layouts import SequenceLayout
 
@@ -136,7 +136,7 @@ class GenerationRequest:
 
     def describe(self) -> str:
         """`text given image`: what the request asks, in words."""
-        return f"{describe_modalities(self.generated())} given {describe_modalities(self.given())}"
+        return describe_generation(self.generated())
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class ImageTokenizer(Tokenizer):
     """Images (uint8 [B, H, W, 3]) to codes (LongTensor [B, N]) and back."""
 
     modality: ClassVar[str] = "image"
+    #: True when decoding codes and encoding the picture again gives the same codes (up to codebook rows that
+    #: decode alike); `medim check` then verifies it. A learned decoder (a VQGAN) need not promise it.
+    code_round_trip: ClassVar[bool] = False
     codebook_size: int
     tokens_per_image: int
     image_size: int

@@ -9,8 +9,8 @@ decoded pixels clamped to [-1, 1], mapped to (x + 1) / 2 * 255 and truncated to 
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
-import sys
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +34,8 @@ from medim.tokenizers.base import (
 )
 from medim.tokenizers.image_preprocessing import PreprocessName, preprocessor
 from medim.tokenizers.vqgan_model import CHAMELEON_VQGAN, VQGANConfig, VQModel
+
+logger = logging.getLogger(__name__)
 
 #: ddconfig/params keys that change the network; only taming's inference architecture is built.
 _REQUIRED_SETTINGS = {
@@ -93,6 +95,15 @@ class ChameleonVQGANTokenizer(ImageTokenizer):
             ),
         }
 
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """For `medim check`: a tiny seeded VQGAN (16-pixel images, 16 codes) in Chameleon's formats, vqgan.yaml
+        and a Lightning vqgan.ckpt, written into `workdir` and run on the CPU."""
+        from medim.conformance.artifacts import write_vqgan_files
+
+        config, checkpoint = write_vqgan_files(workdir)
+        return {"config": str(config), "checkpoint": str(checkpoint), "device": "cpu"}
+
     # -- shapes: from the yaml once read, else read (or assumed) on first use -------------------
 
     @property
@@ -120,12 +131,11 @@ class ChameleonVQGANTokenizer(ImageTokenizer):
         path = Path(self.params.config)
         if path.is_file():
             return read_vqgan_config(path)
-        print(
-            f"tokenizer chameleon_vqgan: {path} not found; assuming the published Chameleon VQGAN shapes "
-            f"({CHAMELEON_VQGAN.n_embed} codes, {CHAMELEON_VQGAN.tokens_per_image} per "
-            f"{CHAMELEON_VQGAN.resolution}-pixel image)",
-            file=sys.stderr,
-        )
+        logger.warning(
+            "tokenizer chameleon_vqgan: %s not found; assuming the published Chameleon VQGAN shapes "
+            "(%d codes, %d per %d-pixel image)",
+            path, CHAMELEON_VQGAN.n_embed, CHAMELEON_VQGAN.tokens_per_image, CHAMELEON_VQGAN.resolution,
+        )  # fmt: skip
         return CHAMELEON_VQGAN
 
     # -- weights ------------------------------------------------------------------------------
@@ -330,11 +340,11 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except pickle.UnpicklingError as exc:
-            print(
-                f"tokenizer chameleon_vqgan: {path} pickles Python objects besides tensors "
-                f"({str(exc).splitlines()[0]}); loading it with weights_only=False, which trusts the file",
-                file=sys.stderr,
-            )
+            logger.warning(
+                "tokenizer chameleon_vqgan: %s pickles Python objects besides tensors (%s); "
+                "loading it with weights_only=False, which trusts the file",
+                path, str(exc).splitlines()[0],
+            )  # fmt: skip
             checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as exc:  # torch raises several unrelated types for a bad file
         raise DataError(f"cannot read checkpoint {str(path)!r}: {exc}") from None

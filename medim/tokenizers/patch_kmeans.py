@@ -34,6 +34,8 @@ from medim.tokenizers.base import (
 class PatchKMeansTokenizer(ImageTokenizer):
     """Image tokenizer: nearest of K k-means patch centroids per p x p patch (trained, cached)."""
 
+    code_round_trip = True  # a decoded patch is its centroid, whose nearest centroid is itself
+
     class Params(ComponentParams):
         image_size: int = Field(64, gt=0, description="images are S x S pixels")
         patch_size: int = Field(8, gt=0, description="p: each p x p patch becomes one code")

@@ -20,7 +20,9 @@ position's allowed vocabulary contains them).
 
 from __future__ import annotations
 
-import sys
+import logging
+from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -31,6 +33,8 @@ from medim.errors import ConfigError, DataError
 from medim.registry import LAYOUTS, ComponentParams
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerNotLoaded
 from medim.tokenizers.layouts import CompactLayout, SequenceLayout
+
+logger = logging.getLogger(__name__)
 
 #: The specials MeDiM adds to its Llama-2 tokenizer, in order.
 PAPER_SPECIALS = ("<boi>", "<eoi>", "<eos>")
@@ -83,6 +87,16 @@ class MedimPaperLayout(SequenceLayout):
         self._logit_shift[self.image_positions] = 1
         self._logit_shift[self.text_positions] = -1
 
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """For `medim check`: a 24-token report segment."""
+        return {"max_text_tokens": 24}
+
+    @classmethod
+    def example_tokenizers(cls) -> dict[str, str]:
+        """For `medim check`: MeDiM's report tokenizer, Llama-2's (with its added specials)."""
+        return {"text": "llama2_text"}
+
     def _size_prompt(self) -> list[int]:
         size = self.params.size_prompt or (self.image_tokenizer.image_size, self.image_tokenizer.image_size)
         prompt = f"Image Size: Width is {size[0]} Height is {size[1]}."
@@ -90,10 +104,10 @@ class MedimPaperLayout(SequenceLayout):
         try:
             return [bos, *self.text_tokenizer.encode([prompt])[0]]
         except TokenizerNotLoaded:  # a dry run without the tokenizer's files: only the length matters
-            print(
-                f"layout medim_paper: no text tokenizer files (dry run); assuming the size prompt is "
-                f"{DRY_RUN_SIZE_PROMPT_TOKENS} tokens as with Llama-2",
-                file=sys.stderr,
+            logger.warning(
+                "layout medim_paper: no text tokenizer files (dry run); assuming the size prompt is %d tokens "
+                "as with Llama-2",
+                DRY_RUN_SIZE_PROMPT_TOKENS,
             )
             return [bos] * DRY_RUN_SIZE_PROMPT_TOKENS
 
@@ -131,6 +145,11 @@ class LiquidNativeLayout(CompactLayout):
 
     class Params(CompactLayout.Params):
         pad_vocab_to: int = Field(64, ge=1, description="embedding rows are padded to a multiple of this")
+
+    @classmethod
+    def example_tokenizers(cls) -> dict[str, str]:
+        """For `medim check`: Liquid's report tokenizer, Gemma's."""
+        return {"text": "gemma_text"}
 
     def _assign_ids(self, text_vocab: int, codebook_size: int) -> None:
         self.image_offset = text_vocab

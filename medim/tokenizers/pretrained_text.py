@@ -11,7 +11,7 @@ slow tokenizer in legacy mode, or, in a directory that has only
 from __future__ import annotations
 
 import hashlib
-import sys
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ from tokenizers import Tokenizer
 from medim.errors import DataError
 from medim.registry import TOKENIZERS, ComponentParams
 from medim.tokenizers.base import TextTokenizer, TokenizerCorpus, TokenizerNotLoaded
+
+logger = logging.getLogger(__name__)
 
 #: Model files looked for in a `path` directory, in order of preference.
 MODEL_FILES = ("tokenizer.model", "tokenizer.json")
@@ -152,11 +154,10 @@ class PretrainedTextTokenizer(TextTokenizer):
             self._load()
             return
         published = self.published
-        print(
-            f"tokenizer {self.name}: {self.params.path} not found; assuming the published vocabulary "
-            f"({published.pieces} pieces + {len(self.params.added_specials)} added specials)",
-            file=sys.stderr,
-        )
+        logger.warning(
+            "tokenizer %s: %s not found; assuming the published vocabulary (%d pieces + %d added specials)",
+            self.name, self.params.path, published.pieces, len(self.params.added_specials),
+        )  # fmt: skip
         self._model, self._model_hash = None, ""
         roles = {role: i for role, (_, i) in published.roles.items()}
         self._adopt(
@@ -236,6 +237,13 @@ class Llama2TextTokenizer(PretrainedTextTokenizer):
     name = "llama2_text"
     published = LLAMA2
 
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """For `medim check`: a folder laid out as Llama-2-7b-hf's with a tiny trained Llama-style tokenizer.model."""
+        from medim.conformance.artifacts import write_sentencepiece_dir
+
+        return {"path": str(write_sentencepiece_dir(workdir, "llama"))}
+
     class Params(PretrainedTextTokenizer.Params):
         added_specials: list[str] = Field(
             ["<boi>", "<eoi>", "<eos>"], description="special tokens appended after the model's pieces (MeDiM's)"
@@ -249,3 +257,10 @@ class GemmaTextTokenizer(PretrainedTextTokenizer):
 
     name = "gemma_text"
     published = GEMMA
+
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """For `medim check`: a folder holding a tiny trained tokenizer.model with Gemma's role ids."""
+        from medim.conformance.artifacts import write_sentencepiece_dir
+
+        return {"path": str(write_sentencepiece_dir(workdir, "gemma"))}

@@ -8,6 +8,7 @@ uninterrupted one would (same next batch, same next loss).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import sys
@@ -15,16 +16,20 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from medim.config import ExperimentConfig, TrainConfig, load_resolved
 from medim.config.policy import DECODING_SECTIONS, RESUMABLE_TRAIN_KEYS, weight_changes
+from medim.data.token_shards import TokenShards
 from medim.errors import ConfigError
 from medim.experiment import Experiment, build_experiment
 from medim.io import atomic_write_json, atomic_write_text
+from medim.objectives.base import LossOutput
 from medim.training.checkpoints import (
     TrainerState,
     latest_checkpoint,
@@ -32,6 +37,8 @@ from medim.training.checkpoints import (
     load_training_state,
     save_checkpoint,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,91 +112,138 @@ def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:
 def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train `config`'s task, writing the run directory; returns where it went and how far it got."""
     run_dir = prepare_run_dir(config, resume)
-    train_cfg = config.train
-    if train_cfg.num_threads:
-        torch.set_num_threads(train_cfg.num_threads)
-    experiment = build_experiment(config, progress=progress)
-    train_tokens = experiment.tokens("train")
-    val_tokens = experiment.tokens("val")
-    model = experiment.build_backbone()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train_cfg))
-    state = TrainerState(step=0, elapsed_seconds=0.0)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if checkpoint is not None:
-        load_model_weights(model, checkpoint)
-        state = load_training_state(checkpoint, optimizer, scheduler)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    session = _Session.open(config, run_dir, resume, progress)
+    step, stopped_early = session.run(progress)
+    return TrainResult(run_dir=run_dir, steps_done=step, finished=not stopped_early and step >= config.train.steps)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "resolved.yaml", config.to_yaml())
-    atomic_write_json(run_dir / "versions.json", package_versions())
-    log = _TrainLog(run_dir / "train_log.jsonl", keep_until=state.step)
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=train_cfg.mixed_precision)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    device = accelerator.device
-    sequence_length = train_tokens.shape[1]
-    session_start = time.monotonic()  # train.max_minutes limits each invocation, so a resume gets a full budget
-    earlier_seconds = state.elapsed_seconds
-    step = state.step
-    bar = tqdm(
-        total=train_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True
-    )
-    window_tokens, window_start = 0, time.monotonic()
-    stopped_early = False
-    while step < train_cfg.steps:
-        model.train()
-        indices = batch_indices(len(train_tokens), train_cfg.batch_size, config.seed, step)
-        batch = experiment.task.training_batch(train_tokens[indices].to(device), step_generator(config.seed, step))
-        output = experiment.task.loss(model, batch)
-        accelerator.backward(output.loss)
-        grad_norm = (
-            accelerator.clip_grad_norm_(model.parameters(), train_cfg.grad_clip) if train_cfg.grad_clip else None
+@dataclass
+class _Session:
+    """One invocation of `medim train`: the built experiment, model, optimiser and where training stands."""
+
+    config: ExperimentConfig
+    run_dir: Path
+    experiment: Experiment
+    train_tokens: TokenShards
+    val_tokens: TokenShards
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    accelerator: Accelerator
+    state: TrainerState
+    log: _TrainLog
+
+    @classmethod
+    def open(cls, config: ExperimentConfig, run_dir: Path, resume: bool, progress: bool) -> _Session:
+        """Build everything, restore the latest checkpoint when resuming, and write the run's config files."""
+        train_cfg = config.train
+        experiment = build_experiment(config, progress=progress)
+        train_tokens, val_tokens = experiment.tokens("train"), experiment.tokens("val")
+        model = experiment.build_backbone()
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay
         )
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window_tokens += train_cfg.batch_size * sequence_length
-        bar.update(1)
-        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-            speed = window_tokens / max(1e-9, time.monotonic() - window_start)
-            window_tokens, window_start = 0, time.monotonic()
-            record = {
-                "step": step,
-                "loss": output.loss.item(),
-                "cross_entropy": output.cross_entropy,
-                "accuracy": output.accuracy,
-                "lr": scheduler.get_last_lr()[0],
-                "tokens_per_s": round(speed),
-                "grad_norm": None if grad_norm is None else float(grad_norm),
-                **{f"cross_entropy_{name}": value for name, value in output.modality_cross_entropy.items()},
-            }
-            log.write(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{output.accuracy:.2f}", tok_s=f"{speed:,.0f}")
-        if step % train_cfg.eval_every == 0 or step == train_cfg.steps:
-            val = validation_losses(
-                experiment, accelerator.unwrap_model(model), val_tokens, train_cfg, config.seed, device
-            )
-            log.write({"step": step, **{f"val_{k}": v for k, v in val.items()}})
-            bar.write(f"step {step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in val.items()))
-        session = time.monotonic() - session_start
-        timed_out = train_cfg.max_minutes is not None and session > 60 * train_cfg.max_minutes
-        if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps or timed_out:
-            state = TrainerState(step=step, elapsed_seconds=earlier_seconds + session, finished=step == train_cfg.steps)
-            save_checkpoint(
-                run_dir, accelerator.unwrap_model(model), optimizer, scheduler, state, train_cfg.keep_checkpoints
-            )
-        if timed_out and step < train_cfg.steps:
-            bar.write(
-                f"stopping at step {step}: train.max_minutes={train_cfg.max_minutes} reached (resume with --resume)"
-            )
-            stopped_early = True
-            break
-    bar.close()
-    return TrainResult(run_dir=run_dir, steps_done=step, finished=not stopped_early and step >= train_cfg.steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train_cfg))
+        state = TrainerState(step=0, elapsed_seconds=0.0)
+        checkpoint = latest_checkpoint(run_dir) if resume else None
+        if checkpoint is not None:
+            load_model_weights(model, checkpoint)
+            state = load_training_state(checkpoint, optimizer, scheduler)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "resolved.yaml", config.to_yaml())
+        atomic_write_json(run_dir / "versions.json", package_versions())
+        log = _TrainLog(run_dir / "train_log.jsonl", keep_until=state.step)
+        accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=train_cfg.mixed_precision)
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        return cls(
+            config, run_dir, experiment, train_tokens, val_tokens, model, optimizer, scheduler, accelerator, state, log
+        )
+
+    def run(self, progress: bool) -> tuple[int, bool]:
+        """Train until train.steps or train.max_minutes; returns (steps done, whether it stopped early)."""
+        train_cfg = self.config.train
+        session_start = time.monotonic()  # train.max_minutes limits each invocation, so a resume gets a full budget
+        step = self.state.step
+        bar = tqdm(
+            total=train_cfg.steps,
+            initial=step,
+            desc=f"train {self.config.name}",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        window_tokens, window_start = 0, time.monotonic()
+        while step < train_cfg.steps:
+            output, grad_norm = self.step(step)
+            step += 1
+            window_tokens += train_cfg.batch_size * self.train_tokens.shape[1]
+            bar.update(1)
+            if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+                speed = window_tokens / max(1e-9, time.monotonic() - window_start)
+                window_tokens, window_start = 0, time.monotonic()
+                self.log.write(self.record(step, output, grad_norm, speed))
+                bar.set_postfix(loss=f"{output.loss.item():.3f}", acc=f"{output.accuracy:.2f}", tok_s=f"{speed:,.0f}")
+            if step % train_cfg.eval_every == 0 or step == train_cfg.steps:
+                self.validate(step)
+            session = time.monotonic() - session_start
+            timed_out = train_cfg.max_minutes is not None and session > 60 * train_cfg.max_minutes
+            if step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps or timed_out:
+                self.checkpoint(step, session)
+            if timed_out and step < train_cfg.steps:
+                logger.info("stopping at step %d: train.max_minutes=%s reached (resume with --resume)", step,
+                            train_cfg.max_minutes)  # fmt: skip
+                bar.close()
+                return step, True
+        bar.close()
+        return step, False
+
+    def step(self, step: int) -> tuple[LossOutput, Tensor | None]:
+        """One optimizer step on step `step`'s batch and noise; returns its loss and the gradient norm."""
+        train_cfg, accelerator = self.config.train, self.accelerator
+        self.model.train()
+        indices = batch_indices(len(self.train_tokens), train_cfg.batch_size, self.config.seed, step)
+        x0 = self.train_tokens[indices].to(accelerator.device)
+        batch = self.experiment.task.training_batch(x0, step_generator(self.config.seed, step))
+        output = self.experiment.task.loss(self.model, batch)
+        accelerator.backward(output.loss)
+        grad_norm = None
+        if train_cfg.grad_clip:
+            grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), train_cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return output, grad_norm
+
+    def record(self, step: int, output: LossOutput, grad_norm: Tensor | None, speed: float) -> dict[str, Any]:
+        """The training log's line for `step`."""
+        return {
+            "step": step,
+            "loss": output.loss.item(),
+            "cross_entropy": output.cross_entropy,
+            "accuracy": output.accuracy,
+            "lr": self.scheduler.get_last_lr()[0],
+            "tokens_per_s": round(speed),
+            "grad_norm": None if grad_norm is None else float(grad_norm),
+            **{f"cross_entropy_{name}": value for name, value in output.modality_cross_entropy.items()},
+        }
+
+    def validate(self, step: int) -> None:
+        """Log the validation losses at `step`."""
+        model = self.accelerator.unwrap_model(self.model)
+        val = validation_losses(
+            self.experiment, model, self.val_tokens, self.config.train, self.config.seed, self.accelerator.device
+        )
+        self.log.write({"step": step, **{f"val_{k}": v for k, v in val.items()}})
+        logger.info("step %d: %s", step, ", ".join(f"val {k} {v:.4f}" for k, v in val.items()))
+
+    def checkpoint(self, step: int, session_seconds: float) -> None:
+        """Save a checkpoint of `step` (the time spent in earlier sessions included)."""
+        train_cfg = self.config.train
+        elapsed = self.state.elapsed_seconds + session_seconds
+        state = TrainerState(step=step, elapsed_seconds=elapsed, finished=step == train_cfg.steps)
+        model = self.accelerator.unwrap_model(self.model)
+        save_checkpoint(self.run_dir, model, self.optimizer, self.scheduler, state, train_cfg.keep_checkpoints)
 
 
 @torch.no_grad()

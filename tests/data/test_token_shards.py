@@ -63,19 +63,19 @@ def test_an_interrupted_build_resumes_without_duplicating_or_losing_rows(tmp_pat
     assert again == []  # complete: reused
 
 
-def test_a_changed_identity_rebuilds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_changed_identity_rebuilds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ensure_shards(tmp_path / "s", IDENTITY, 23, rows_from(SOURCE, []), shard_size=5, progress=False)
     changed = {**IDENTITY, "tokenizer": "b"}
     calls: list[tuple[int, int]] = []
     shards = ensure_shards(tmp_path / "s", changed, 23, rows_from(SOURCE + 1, calls), shard_size=5, progress=False)
-    assert "were made by a different tokenizer; rebuilding" in capsys.readouterr().err
+    assert "were made by a different tokenizer; rebuilding" in caplog.text
     assert len(calls) == 5 and torch.equal(shards[torch.arange(23)], torch.from_numpy(SOURCE + 1))
 
 
 TINY_RUN = ["data.num_train=40", "data.num_val=8", "data.num_test=8"]
 
 
-def test_experiment_tokens_equal_the_direct_packing_and_follow_the_tokenizer(capsys) -> None:
+def test_experiment_tokens_equal_the_direct_packing_and_follow_the_tokenizer(caplog) -> None:
     experiment = build_experiment(
         load_experiment("quickstart", [*TINY_RUN, "tokenizers.image.codebook_size=32"]), progress=False
     )
@@ -88,14 +88,14 @@ def test_experiment_tokens_equal_the_direct_packing_and_follow_the_tokenizer(cap
     other = build_experiment(
         load_experiment("quickstart", [*TINY_RUN, "tokenizers.image.codebook_size=24"]), progress=False
     )
-    capsys.readouterr()
+    caplog.clear()
     rebuilt = other.tokens("val", shard_size=3)
     assert rebuilt.directory == shards.directory  # same data and layout: same place, rebuilt not reused
-    assert "a different image_tokenizer" in capsys.readouterr().err
+    assert "a different image_tokenizer" in caplog.text
     assert int(rebuilt[torch.arange(8)][:, other.layout.image_positions].max()) < other.layout.image_offset + 24
 
 
-def test_a_changed_image_preprocessing_rebuilds(tmp_path: Path, capsys) -> None:
+def test_a_changed_image_preprocessing_rebuilds(tmp_path: Path, caplog) -> None:
     config = replace(TINY_VQGAN, resolution=32)
     (tmp_path / "vqgan.yaml").write_text(yaml.safe_dump(chameleon_yaml(config)))
     torch.manual_seed(0)
@@ -104,6 +104,6 @@ def test_a_changed_image_preprocessing_rebuilds(tmp_path: Path, capsys) -> None:
     overrides = [*TINY_RUN, "data.image_size=32", "layout.max_text_tokens=40"]
     for preprocess, expect_rebuild in (("medim", False), ("chameleon", True)):
         spec = load_experiment("quickstart", [*overrides, f"tokenizers.image={image}, preprocess: {preprocess}}}"])
-        capsys.readouterr()
+        caplog.clear()
         build_experiment(spec, progress=False).tokens("val")
-        assert ("a different image_tokenizer" in capsys.readouterr().err) is expect_rebuild
+        assert ("a different image_tokenizer" in caplog.text) is expect_rebuild

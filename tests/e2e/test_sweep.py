@@ -44,10 +44,10 @@ def results(root: Path) -> dict[str, dict[str, str]]:
 def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
-    out = capsys.readouterr().out
+    assert main(["sweep", str(sweep_file(tmp_path))]) == 0
+    err = capsys.readouterr().err
     root = tmp_path / "runs" / "sweeps" / "tiny"
-    assert "ancestral: decoding change only, evaluated on reference's model" in out
+    assert "[2/3] ancestral: decoding change only, evaluated on reference's model" in err
     assert (root / "reference" / "checkpoints").is_dir() and (root / "cosine" / "checkpoints").is_dir()
     assert (
         not (root / "ancestral" / "checkpoints").exists() and (root / "ancestral" / "eval" / "metrics.json").is_file()
@@ -74,8 +74,8 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(
     assert (root / "results.md").read_text().startswith("| run | changes |")
 
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.name in ("model.safetensors", "metrics.json")}
-    assert main(["sweep", str(sweep_file(tmp_path)), "--quiet"]) == 0
-    assert "already trained" in capsys.readouterr().out
+    assert main(["sweep", str(sweep_file(tmp_path))]) == 0
+    assert "already trained" in capsys.readouterr().err
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing trained or evaluated again
 
     # a plain `medim eval` of a sweep run rewrites its metrics: the sweep notices and evaluates it again
@@ -89,8 +89,8 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(
     capsys.readouterr()
 
     # a change a resumed run may make (a time limit) reuses the trained runs; a change of what is trained is refused
-    assert main(["sweep", str(sweep_file(tmp_path)), "--set", "train.max_minutes=30", "--quiet"]) == 0
-    assert capsys.readouterr().out.count("already trained") == 2
+    assert main(["sweep", str(sweep_file(tmp_path)), "--set", "train.max_minutes=30"]) == 0
+    assert capsys.readouterr().err.count("already trained") == 2
     assert main(["sweep", str(sweep_file(tmp_path)), "--set", "train.lr=0.5", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "sweep run reference" in err and "train.lr" in err and "--fresh" in err

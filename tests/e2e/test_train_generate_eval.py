@@ -11,6 +11,7 @@ from conftest import TINY
 from PIL import Image
 
 from medim.cli import main
+from medim.io import CACHE_ENV
 
 
 @pytest.fixture(scope="module")
@@ -364,3 +365,21 @@ def test_a_model_is_evaluated_and_asked_only_for_what_it_learned(
     err = capsys.readouterr().err
     assert "trained to generate text given image; the request asks for image given text" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_the_image_judge_is_trained_once_and_then_read_from_the_cache(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medim.evaluation.judge as judge_module
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh-cache"))
+    trained = []
+    real = judge_module.train_finding_classifier
+    monkeypatch.setattr(judge_module, "train_finding_classifier", lambda *a, **k: trained.append(1) or real(*a, **k))
+    for out in ("first", "second"):
+        assert main(["eval", str(run_dir), "--samples", "2", "--out", str(tmp_path / out), "--quiet"]) == 0
+    assert trained == [1]  # by the first evaluation only
+    first, second = (json.loads((tmp_path / out / "metrics.json").read_text()) for out in ("first", "second"))
+    assert first["judge"] == second["judge"] and first["num_samples"] == 2
+    assert first["cost"]["image_and_text"]["samples"] == 2  # --samples caps the pairs from nothing too

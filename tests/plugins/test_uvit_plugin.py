@@ -188,6 +188,17 @@ def test_inconsistent_params_are_refused_clearly(uvit, change: dict, message: st
         uvit.validate({**SMALL, **change}, where="backbone")
 
 
+def test_medim_check_uvit_passes_every_backbone_check(uvit, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "uvit"]) == 0  # at the size of the plugin's example_params hook
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "backbone 'uvit' from " + uvit.info("uvit")["origin"]
+    assert lines[1] == "  ok    builds: 75,008 parameters, hidden_size 32"
+    assert all(line.startswith("  ok    ") for line in lines[1:-1]) and len(lines) == 9
+    assert lines[-1] == "backbone 'uvit': all 7 checks passed"  # no per-position noise levels: not declared
+    assert main(["check", "uvit", "--set", "num_blocks=4", "--set", "hidden_size=16"]) == 0  # on top of the hook's
+    assert capsys.readouterr().out.splitlines()[1].endswith("parameters, hidden_size 16")
+
+
 def test_cli_reports_bad_params_in_the_experiment(uvit, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "show", str(EXAMPLE), "backbone.num_blocks=3"]) == 2
     err = capsys.readouterr().err
