@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import RELEASE_HIDDEN as HIDDEN
-from conftest import RELEASE_LAYERS as LAYERS
-from conftest import fabricate_medim_release, tiny_liquid_config
+from helpers.release import RELEASE_HIDDEN as HIDDEN
+from helpers.release import RELEASE_LAYERS as LAYERS
+from helpers.release import fabricate_medim_release, tiny_liquid_config
 from safetensors.torch import save_file
 from transformers import GemmaForCausalLM
 

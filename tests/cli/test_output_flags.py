@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from helpers.runs import TINY
 
 from medim.cli import main
 

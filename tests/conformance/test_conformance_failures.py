@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from helpers.runs import TINY
 from torch import Tensor
 
 from medim.backbones.hf_decoder import HFDecoderBackbone

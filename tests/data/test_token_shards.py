@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY_VQGAN, chameleon_yaml, lightning_checkpoint
 
 from medim.config import load_experiment
+from medim.conformance.artifacts import TINY_VQGAN, chameleon_yaml, lightning_checkpoint
 from medim.data.token_shards import MANIFEST, ensure_shards
 from medim.experiment import build_experiment
 from medim.tokenizers.vqgan_model import VQModel

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fabricate_medim_release, tiny_liquid_config
+from helpers.release import fabricate_medim_release, tiny_liquid_config
 from PIL import Image
 
 from medim.cli import main

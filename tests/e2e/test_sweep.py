@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY
+from helpers.runs import TINY
 
 from medim.cli import main
 from medim.errors import ConfigError

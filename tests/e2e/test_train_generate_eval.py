@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from helpers.runs import TINY
 from PIL import Image
 
 from medim.cli import main

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, build_task, tiny_backbone
+from helpers.components import build_task, tiny_backbone
+from helpers.runs import TINY
 
 from medim.errors import RegistryError
 from medim.registry import NOISE, OBJECTIVES

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
 from helpers.plugins import install_plugin, plugin_on_path
+from helpers.runs import TINY
 from PIL import Image
 
 from medim.cli import main

@@ -1,19 +1,14 @@
 """The example plugin `plugins/medim-uvit`, pip-installed for real and used by name like any backbone.
 
-A module fixture copies the plugin's source to a temporary folder (so the build leaves nothing in
-the repository) and installs it with `pip install --no-deps --no-build-isolation --target`. Each
-test puts that folder on sys.path and gives the global BACKBONES registry a fresh entry-point scan
-(it scans once per process), as tests/cli/test_cli_errors.py does for SAMPLERS; the monkeypatch
-restores the registry and the fixture drops `medim_uvit` from sys.modules afterwards.
+A module fixture installs it with `helpers.plugins.install_plugin` (pip into a temporary target, the
+repository untouched); each test sees the global BACKBONES registry as a fresh process with the
+plugin installed would (`plugin_on_path`), restored afterwards.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,10 +16,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from helpers.plugins import install_plugin, plugin_on_path
 
 from medim.cli import main
 from medim.errors import ConfigError, RegistryError
-from medim.registry import BACKBONES, DISABLE_PLUGINS_ENV
+from medim.registry import BACKBONES
 from medim.runs import load_run
 from medim.training.checkpoints import latest_checkpoint
 
@@ -36,41 +32,14 @@ SMALL = {"name": "uvit", "hidden_size": 32, "num_heads": 2}
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the installed distribution (package + medim_uvit-0.1.0.dist-info)."""
-    root = tmp_path_factory.mktemp("uvit_install")
-    source, target = root / "src", root / "site"
-    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--no-deps",
-        "--no-build-isolation",
-        "--no-input",
-        "--disable-pip-version-check",
-        "--quiet",
-        "--target",
-        str(target),
-        str(source),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return target
+    return install_plugin(PLUGIN, tmp_path_factory.mktemp("uvit_install"))
 
 
 @pytest.fixture()
 def uvit(site_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """BACKBONES as a fresh process would see it with the plugin installed; everything restored after."""
-    BACKBONES.names()  # built-ins registered (and the old scan done) before the state is swapped
-    monkeypatch.delenv(DISABLE_PLUGINS_ENV, raising=False)
-    monkeypatch.syspath_prepend(str(site_dir))
-    importlib.invalidate_caches()
-    BACKBONES.rescan_plugins()
-    yield BACKBONES
-    for module in [m for m in sys.modules if m.split(".")[0] == "medim_uvit"]:
-        del sys.modules[module]
-    monkeypatch.undo()  # the plugin leaves sys.path before the registry forgets it
-    BACKBONES.rescan_plugins()
+    with plugin_on_path(site_dir, BACKBONES, "medim_uvit", monkeypatch):
+        yield BACKBONES
 
 
 def build(registry, layout=None, seq_len: int = 12, **overrides):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import REPORTS, build_task, tiny_backbone
+from helpers.components import build_task, tiny_backbone
 from toy_diffusion import (
     ALL_TARGETS,
     IMAGE_TARGETS,
@@ -20,6 +20,7 @@ from toy_diffusion import (
     total_variation,
 )
 
+from medim.conformance.artifacts import REPORTS
 from medim.registry import NOISE, SAMPLERS
 from medim.samplers.ancestral import AncestralSampler
 from medim.samplers.base import Sampler, SamplerOutput, StepContext

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPORTS, build_task, tiny_backbone
+from helpers.components import build_task, tiny_backbone
 
+from medim.conformance.artifacts import REPORTS
 from medim.errors import DataError
 from medim.registry import NOISE, SAMPLERS
 from medim.tasks.base import GenerationPrompt, GenerationRequest

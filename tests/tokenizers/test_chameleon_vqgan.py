@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY_VQGAN as TINY
-from conftest import chameleon_yaml, lightning_checkpoint
 from PIL import Image
 
+from medim.conformance.artifacts import TINY_VQGAN as TINY
+from medim.conformance.artifacts import chameleon_yaml, lightning_checkpoint
 from medim.errors import DataError
 from medim.registry import TOKENIZERS
 from medim.tokenizers.image_preprocessing import chameleon_transform, medim_transform

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import REPORTS
 
+from medim.conformance.artifacts import REPORTS
 from medim.errors import DataError
 from medim.registry import LAYOUTS, TOKENIZERS
 from medim.tokenizers.base import TokenizerCorpus

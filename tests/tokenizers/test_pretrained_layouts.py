@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import build_task, tiny_backbone
+from helpers.components import build_task, tiny_backbone
 
 from medim.errors import ConfigError, DataError
 from medim.registry import LAYOUTS, TOKENIZERS

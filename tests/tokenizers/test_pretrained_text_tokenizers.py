@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from conftest import REPORTS
 
+from medim.conformance.artifacts import REPORTS
 from medim.errors import DataError, RegistryError
 from medim.registry import TOKENIZERS
 
