@@ -77,7 +77,7 @@ def matched(results: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
         return sum(r[name]["network_evaluations_per_sample"] for name in targets)
 
     best: dict[str, Any] = {
-        "reference": {k: reference[k] for k in ("num_steps", *DIRECTION_NAMES)},
+        "reference_setting": {k: reference[k] for k in ("num_steps", *DIRECTION_NAMES)},
         "targets": targets,
     }
     for family in dict.fromkeys(r["family"] for r in results):

@@ -43,6 +43,32 @@ def _check_image(image: np.ndarray, shape: tuple[int, ...], where: str) -> None:
         raise ValueError(f"{where} has shape {image.shape}, expected {shape} like the first image")
 
 
+def _check_inputs(
+    images: Sequence[np.ndarray],
+    captions: Sequence[str],
+    reference_images: Sequence[np.ndarray] | None,
+    sizes: tuple[int, int, int, int],
+) -> None:
+    """Refuse what `save_gallery` cannot draw; `sizes` is (columns, scale, max_caption_lines, caption_width_chars)."""
+    if len(images) != len(captions):
+        raise ValueError(f"got {len(images)} images but {len(captions)} captions")
+    if reference_images is not None and len(reference_images) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(reference_images)} reference images")
+    if not images:
+        raise ValueError("save_gallery needs at least one image")
+    columns, scale, max_caption_lines, caption_width_chars = sizes
+    if min(columns, scale, max_caption_lines) < 1 or caption_width_chars < 4:
+        raise ValueError(
+            f"columns, scale and max_caption_lines must be >= 1 and caption_width_chars >= 4, "
+            f"got {columns}, {scale}, {max_caption_lines}, {caption_width_chars}"
+        )
+    shape = images[0].shape
+    for index, image in enumerate(images):
+        _check_image(image, shape, f"images[{index}]")
+    for index, image in enumerate(reference_images or ()):
+        _check_image(image, shape, f"reference_images[{index}]")
+
+
 def save_gallery(
     path: str | os.PathLike[str],
     images: Sequence[np.ndarray],
@@ -69,23 +95,8 @@ def save_gallery(
     ``columns``/``scale``/``max_caption_lines``, ``caption_width_chars`` < 4
     or images of differing shapes.
     """
-    if len(images) != len(captions):
-        raise ValueError(f"got {len(images)} images but {len(captions)} captions")
-    if reference_images is not None and len(reference_images) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(reference_images)} reference images")
-    if not images:
-        raise ValueError("save_gallery needs at least one image")
-    if min(columns, scale, max_caption_lines) < 1 or caption_width_chars < 4:
-        raise ValueError(
-            f"columns, scale and max_caption_lines must be >= 1 and caption_width_chars >= 4, "
-            f"got {columns}, {scale}, {max_caption_lines}, {caption_width_chars}"
-        )
+    _check_inputs(images, captions, reference_images, (columns, scale, max_caption_lines, caption_width_chars))
     shape = images[0].shape
-    for index, image in enumerate(images):
-        _check_image(image, shape, f"images[{index}]")
-    for index, image in enumerate(reference_images or ()):
-        _check_image(image, shape, f"reference_images[{index}]")
-
     font = ImageFont.load_default()
     line_height = font.getbbox("Ag")[3] + 2
     panels = 1 if reference_images is None else 2

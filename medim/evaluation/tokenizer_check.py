@@ -99,21 +99,9 @@ def reconstruct_folder(
             encode_seconds += encoded - began
             codes_seen.update(codes.flatten().tolist())
             for path, original, image in zip(chunk, originals, rebuilt):
-                value = psnr(original, image)
-                rows.append(
-                    {
-                        "file": str(path.relative_to(folder)),
-                        "psnr": None if math.isinf(value) else value,
-                        "identical": math.isinf(value),
-                        "ssim": ssim(original, image),
-                    }
-                )
+                rows.append(_image_row(str(path.relative_to(folder)), original, image))
                 if out_dir is not None and len(rows) <= GALLERY_SIZE:
-                    side_by_side = np.concatenate([original, image], axis=1)
-                    atomic_write(
-                        out_dir / f"{len(rows) - 1:03d}.png",
-                        lambda tmp, a=side_by_side: Image.fromarray(a).save(tmp, format="PNG"),
-                    )
+                    _write_side_by_side(out_dir / f"{len(rows) - 1:03d}.png", original, image)
             bar.update(len(chunk))
     report = {
         "tokenizer": {
@@ -134,6 +122,23 @@ def reconstruct_folder(
     if out_dir is not None:
         atomic_write_json(out_dir / "reconstruction.json", report)
     return report
+
+
+def _image_row(name: str, original: np.ndarray, image: np.ndarray) -> dict[str, Any]:
+    """One image's line of the report: its PSNR (None when identical), whether identical, its SSIM."""
+    value = psnr(original, image)
+    return {
+        "file": name,
+        "psnr": None if math.isinf(value) else value,
+        "identical": math.isinf(value),
+        "ssim": ssim(original, image),
+    }
+
+
+def _write_side_by_side(path: Path, original: np.ndarray, image: np.ndarray) -> None:
+    """original | reconstruction as one PNG."""
+    side_by_side = np.concatenate([original, image], axis=1)
+    atomic_write(path, lambda tmp: Image.fromarray(side_by_side).save(tmp, format="PNG"))
 
 
 def reconstruct_experiment(
