@@ -15,6 +15,7 @@ with everything that determines the samples.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,12 @@ from PIL import Image, UnidentifiedImageError
 from medim.errors import DataError
 from medim.experiment import Experiment
 from medim.io import atomic_write, atomic_write_json, atomic_write_text
+from medim.precision import describe_precision, generation_autocast, precision_record
 from medim.runs import load_run, open_release
 from medim.tasks.base import Generated, GenerationRequest
 from medim.tokenizers.base import ImageTokenizer
+
+logger = logging.getLogger(__name__)
 
 
 def read_image(path: Path, tokenizer: ImageTokenizer) -> np.ndarray:
@@ -125,19 +129,23 @@ def generate_from_cli(args: argparse.Namespace) -> tuple[Path, Generated]:
         experiment, backbone = load_run(args.run_dir, overrides=args.set or [])
     request = _request(args, experiment, report)  # bad inputs fail here, before anything is written
     experiment.task.task_for(request.generated())
+    eval_cfg = experiment.config.eval
+    autocast = generation_autocast(device, eval_cfg.autocast)  # a device that cannot autocast also fails here
     out = _claim_output_dir(args)
     backbone.to(device)
-    eval_cfg = experiment.config.eval
-    generated = experiment.task.generate(
-        backbone,
-        experiment.sampler,
-        request,
-        num_steps=eval_cfg.num_steps if args.steps is None else args.steps,
-        modality_steps=eval_cfg.modality_steps,
-        cfg_scale=eval_cfg.cfg_scale if args.cfg is None else args.cfg,
-        seed=args.seed,
-    )
-    _write(out, args, experiment, request, generated)
+    precision = precision_record(backbone, eval_cfg.autocast)
+    logger.info("precision: %s", describe_precision(precision))
+    with autocast:
+        generated = experiment.task.generate(
+            backbone,
+            experiment.sampler,
+            request,
+            num_steps=eval_cfg.num_steps if args.steps is None else args.steps,
+            modality_steps=eval_cfg.modality_steps,
+            cfg_scale=eval_cfg.cfg_scale if args.cfg is None else args.cfg,
+            seed=args.seed,
+        )
+    _write(out, args, experiment, request, generated, precision)
     return out, generated
 
 
@@ -179,9 +187,14 @@ def _claim_output_dir(args: argparse.Namespace) -> Path:
 
 
 def _write(
-    out: Path, args: argparse.Namespace, experiment: Experiment, request: GenerationRequest, generated: Generated
+    out: Path,
+    args: argparse.Namespace,
+    experiment: Experiment,
+    request: GenerationRequest,
+    generated: Generated,
+    precision: dict[str, str],
 ) -> None:
-    """Each sample's image and/or report, the given image, and `request.json`."""
+    """Each sample's image and/or report, the given image, and `request.json` (with the precision it ran in)."""
     for i in range(request.count):
         if generated.images is not None:
             write_png(out / f"{i:03d}.png", generated.images[i])
@@ -203,5 +216,6 @@ def _write(
         "steps": experiment.config.eval.num_steps if args.steps is None else args.steps,
         "cfg_scale": experiment.config.eval.cfg_scale if args.cfg is None else args.cfg,
         "sampler": experiment.config.sampler.block(),
+        "precision": precision,
     }
     atomic_write_json(out / "request.json", described)

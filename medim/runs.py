@@ -60,8 +60,10 @@ def open_release(
 ) -> tuple[Experiment, Backbone]:
     """MeDiM's released checkpoint in the backbone of `experiment` (default: the paper's), in eval mode.
 
-    The number of layers is read from the checkpoint; the layout and tokenizers come
-    from the experiment (their files are named there or in `overrides`). No dataset is built.
+    The number of layers is read from the checkpoint's key names; the layout and tokenizers come
+    from the experiment (their files are named there or in `overrides`). No dataset is built. The
+    weights are read only once their names and shapes fit the backbone, one tensor at a time in the
+    backbone's dtype (`backbone.dtype`; paper/medim: float32, as MeDiM), so the peak memory is about one copy.
     """
     state = read_release(checkpoint_dir)
     config = load_experiment(experiment, [*overrides, f"backbone.num_layers={release_num_layers(state)}"])

@@ -90,6 +90,11 @@ class EvalConfig(_Section):
         description="per-modality step counts in joint generation, e.g. {image: 128, text: 64}; others use num_steps",
     )
     cfg_scale: float = Field(0.0, ge=0, description="classifier-free guidance weight w (0 = off)")
+    autocast: Literal["none", "float16", "bfloat16"] = Field(
+        "none",
+        description="autocast dtype of the backbone's forward in generation and evaluation; "
+        "MeDiM: float16 over float32 weights",
+    )
     batch_size: int = Field(100, gt=0)
     classifier_epochs: int = Field(6, gt=0, description="epochs of the finding classifier that judges images")
     gallery_size: int = Field(16, ge=0)

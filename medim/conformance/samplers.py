@@ -155,6 +155,14 @@ def _fills(subject: SamplerSubject) -> str:
         )
     given, targets, generate = subject.prompt()
     tokens = subject.finished[:, targets]
+    if subject.component.capabilities().raw_logits:  # draws over the whole vocabulary at unguided steps (MeDiM)
+        bad = generate & ((tokens == layout.mask_id) | (tokens < 0) | (tokens >= layout.vocab_size))
+        require(
+            not bool(bad.any()),
+            f"{subject.label}: every generated position must end with a vocabulary id, never the mask "
+            f"(Sampler.step; raw unguided draws may take another modality's ids), got {int(bad.sum())} that are not",
+        )
+        return f"{int(generate.sum())} generated positions, each a vocabulary id (raw unguided draws: any modality)"
     allowed = layout.allowed_vocab(targets).expand(len(tokens), -1, -1)
     valid = allowed.gather(2, tokens.clamp(0, layout.vocab_size - 1)[..., None])[..., 0]
     bad = generate & ~valid

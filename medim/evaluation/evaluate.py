@@ -33,6 +33,7 @@ from medim.evaluation.likelihood import nelbo_metrics
 from medim.evaluation.task_scores import SCORERS, ScoringContext
 from medim.experiment import Experiment
 from medim.io import atomic_write_json
+from medim.precision import generation_autocast
 from medim.runs import load_run
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
@@ -88,9 +89,10 @@ def evaluate(
             continue
         cost[direction.name] = DecodeStats()
         task = answered[direction]
-        outputs[direction] = generate_held_out(
-            experiment, backbone, experiment.sampler, task, direction, count, cfg, cost[direction.name], progress
-        )
+        with generation_autocast(next(backbone.parameters()).device, cfg.autocast):
+            outputs[direction] = generate_held_out(
+                experiment, backbone, experiment.sampler, task, direction, count, cfg, cost[direction.name], progress
+            )
         if context is None:
             metrics["skipped"][direction.name] = "the dataset has no finding labels, which every current score needs"
             continue

@@ -3,7 +3,7 @@
 For a masked token at time t and an earlier time s < t (MDLM eq. 7):
     q(xs = v | xt = mask) = (alpha_s - alpha_t) / (1 - alpha_t) * p_theta(x0 = v | xt)   (= (m_t - m_s) / m_t * p_theta)
     q(xs = mask | xt = mask) = (1 - alpha_s) / (1 - alpha_t)
-and unmasked tokens are copied. At s = 0, alpha_s = 1, so every token is revealed.
+and unmasked tokens are copied. At the last step (s = t_end, 0 unless set) every token is revealed.
 With many steps most steps reveal nothing; then xs = xt and the next prediction
 would be the same up to the time input, so the loop reuses it (`cache`, MDLM's
 "ddpm_cache"). That is exact for a time-agnostic denoiser (the true absorbing
@@ -34,7 +34,7 @@ class AncestralSampler(Sampler):
         xt, t, s, rng = context.xt, context.t, context.s, context.rng
         x0 = sample_categorical(self.log_probs(context.logits), rng)
         m_t, m_s = context.schedule.masking(t), context.schedule.masking(s)  # 1 - alpha, exact where alpha is near 1
-        reveal_probability = torch.where(s <= 0, torch.ones_like(t), (m_t - m_s) / m_t)
+        reveal_probability = torch.where(self.is_final(s), torch.ones_like(t), (m_t - m_s) / m_t)
         reveal = rng.rand(xt.shape[1]).to(xt.device) < reveal_probability[:, None]
         masked = self._masked(context)
         return SamplerOutput(torch.where(masked & reveal, x0, xt), torch.where(masked, x0, xt))

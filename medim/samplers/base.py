@@ -50,6 +50,12 @@ class SamplerCapabilities:
     chooses_times: bool = False
     reuses_predictions: bool = False
     remembers_confidence: bool = False
+    #: decode every generated position, image and report, as one group with one count (MeDiM's joint pool)
+    one_pool: bool = False
+    #: the step also gets the conditional logits before vocabulary blocking and its guidance weight
+    raw_logits: bool = False
+    #: positions still masked after the last step take the argmax of one more (unguided) forward pass
+    noise_removal: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,13 @@ class StepContext:
     schedule: MaskingSchedule
     frozen: Tensor | None = None
     revealed_confidence: Tensor | None = None
+    #: the step's index in its group's time grid and that grid's number of steps (None outside a grid)
+    step: int | None = None
+    num_steps: int | None = None
+    #: [B, P, V'] the conditional logits before vocabulary blocking, and [B] the guidance weight each row got
+    #: (0 where unguided); given to samplers whose capabilities ask for `raw_logits`
+    raw_logits: Tensor | None = None
+    guidance_weight: Tensor | None = None
 
     def __post_init__(self) -> None:
         batch, positions = self.xt.shape
@@ -101,6 +114,12 @@ class SamplerParams(ComponentParams):
         description="semi-autoregressive decoding: generate the positions in consecutive blocks of this many "
         "(in sequence order, never across modalities), each block finished before the next starts; null = all at once",
     )
+    t_end: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="where the time grid ends: steps go from t = 1 to t_end (MeDiM: 1e-5); the last step is final",
+    )
 
 
 class Sampler:
@@ -120,10 +139,14 @@ class Sampler:
         return SamplerCapabilities()
 
     def timesteps(self, num_steps: int, device: str | torch.device = "cpu") -> Tensor:
-        """num_steps + 1 times from 1 to 0; step i goes from times[i] to times[i + 1]."""
+        """num_steps + 1 times from 1 to `t_end` (0 by default); step i goes from times[i] to times[i + 1]."""
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
-        return torch.linspace(1.0, 0.0, num_steps + 1, device=device)
+        return torch.linspace(1.0, self.params.t_end, num_steps + 1, device=device)
+
+    def is_final(self, s: Tensor) -> Tensor:
+        """[B] whether a step to times s [B] is the last of its grid (s reaches `t_end`): every token is revealed."""
+        return s <= self.params.t_end
 
     def next_time(self, t: Tensor, n_masked: Tensor, rng: RowGenerators, schedule: MaskingSchedule) -> Tensor:
         """For samplers that choose their times: the time [B] of the next step from t [B]."""

@@ -11,7 +11,7 @@ Strategies: `cap` sigma_t = min(eta, sigma_max); `rescale` sigma_t = eta * sigma
 each token had when it was revealed (the loop remembers it; masked tokens then
 follow MDLM's rate); `loop` replaces alpha by ReMDM-loop's path:
 alpha falls linearly to alpha_on until t_on, stays at alpha_on (remasking with
-sigma = eta) until t_off, then rises to 1. At s = 0 nothing is remasked.
+sigma = eta) until t_off, then rises to 1. At the last step (s = t_end) nothing is remasked.
 Given (frozen) tokens are never remasked.
 """
 
@@ -78,9 +78,10 @@ class RemaskSampler(Sampler):
         alpha_t, alpha_s = self.alphas(t, s, context.schedule)
         sigma_max = ((1.0 - alpha_s) / alpha_t.clamp(min=1e-12)).clamp(0.0, 1.0)
         remask, sigma_for_masked = self._remask_probability(revealed_confidence, revisable, t, s, sigma_max)
-        remask = torch.where((s <= 0)[:, None], 0.0, remask)
+        final = self.is_final(s)
+        remask = torch.where(final[:, None], 0.0, remask)
         reveal = (alpha_s - (1.0 - sigma_for_masked) * alpha_t) / (1.0 - alpha_t).clamp(min=1e-12)
-        reveal = torch.where(s <= 0, torch.ones_like(reveal), reveal.clamp(0.0, 1.0))
+        reveal = torch.where(final, torch.ones_like(reveal), reveal.clamp(0.0, 1.0))
         u = rng.rand(xt.shape[1]).to(xt.device)
         xs = torch.where(masked & (u < reveal[:, None]), x0, xt)
         xs = torch.where(revisable & (u < remask), torch.full_like(xs, self.mask_id), xs)

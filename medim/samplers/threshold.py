@@ -16,6 +16,7 @@ from pydantic import Field
 from torch import Tensor
 
 from medim.registry import SAMPLERS
+from medim.samplers.base import StepContext
 from medim.samplers.confidence import ConfidenceKind
 from medim.samplers.maskgit import MaskGITSampler, RevealSchedule
 
@@ -37,10 +38,9 @@ class ThresholdSampler(MaskGITSampler):
             False, description="the last step takes the most likely token instead of sampling it"
         )
 
-    def reveal_count(self, masked: Tensor, generated: Tensor, s: Tensor, confidence: Tensor) -> Tensor:
-        return torch.maximum(
-            super().reveal_count(masked, generated, s, confidence), self._confident(masked, confidence).sum(-1)
-        )
+    def reveal_count(self, context: StepContext, masked: Tensor, generated: Tensor, confidence: Tensor) -> Tensor:
+        scheduled = super().reveal_count(context, masked, generated, confidence)
+        return torch.maximum(scheduled, self._confident(masked, confidence).sum(-1))
 
     def ranking_score(self, score: Tensor, confidence: Tensor, masked: Tensor) -> Tensor:
         """Confident positions first whatever the Gumbel noise; the noise orders only the rest."""

@@ -76,6 +76,7 @@ def denoise(
         guidance,
         token_levels=token_levels,
         reuse=capabilities.reuses_predictions,
+        keep_raw=capabilities.raw_logits,
         costs=costs,
     )
     loop = _Loop(sampler, capabilities, schedule, state, predictor, guidance, rng or _per_sample(seeds, given))
@@ -84,6 +85,8 @@ def denoise(
             loop.run_hitting_phase(torch.cat([g.columns for g in phase]))
         else:
             loop.run_grid_phase(phase)
+    if capabilities.noise_removal:
+        loop.fill_by_argmax()
     left = state.masked_left()
     if left:
         raise RuntimeError(
@@ -124,13 +127,13 @@ class _Loop:
                 j, j_next = (steps_done(k, group.num_steps, iterations) for k in (i, i + 1))
                 rows = self.state.open_rows(group.columns, self.capabilities.revises_tokens)
                 if j_next > j and rows.any():
-                    moves.append((group, grid[j], grid[j_next], rows))
+                    moves.append((group, j, grid[j], grid[j_next], rows))
             if not moves:
                 continue
-            predicted = self.predictor.predict(torch.stack([m[3] for m in moves]).any(0))
-            for group, t, s, rows in moves:
+            predicted = self.predictor.predict(torch.stack([m[-1] for m in moves]).any(0))
+            for group, j, t, s, rows in moves:
                 count = int(rows.sum())
-                self._step(group.columns, rows, predicted, t.expand(count), s.expand(count))
+                self._step(group.columns, rows, predicted, t.expand(count), s.expand(count), (j, group.num_steps))
 
     def run_hitting_phase(self, columns: Tensor) -> None:
         """One token per sample per call, at times the sampler draws (first-hitting sampling)."""
@@ -146,20 +149,52 @@ class _Loop:
             self._step(columns, rows, self.predictor.predict(rows), t[rows], s)
             t[rows] = s
 
-    def _step(self, columns: Tensor, rows: Tensor, predicted: Predictions, t: Tensor, s: Tensor) -> None:
-        """Let the sampler move `columns` of the samples `rows` from t to s, given the predictions of those rows."""
+    def fill_by_argmax(self) -> None:
+        """MeDiM's noise removal: generated positions still masked take the argmax of one unguided forward pass."""
+        state = self.state
+        columns = torch.arange(len(state.targets), device=state.x.device)
+        rows = state.masked(columns).any(1)
+        if not rows.any():
+            return
+        index = rows.nonzero()[:, 0]
+        best = self.predictor.unguided(rows).logits_at(index, columns, torch.zeros(len(index))).argmax(-1)
+        cells = index[:, None], state.targets[None]
+        state.x[cells] = torch.where(state.masked(columns, rows), best, state.x[cells])
+
+    def _step(
+        self,
+        columns: Tensor,
+        rows: Tensor,
+        predicted: Predictions,
+        t: Tensor,
+        s: Tensor,
+        grid_step: tuple[int, int] | None = None,
+    ) -> None:
+        """Let the sampler move `columns` of the samples `rows` from t to s (step j of a grid of K, when on one)."""
         state = self.state
         positions = state.targets[columns]
         index = rows.nonzero()[:, 0]
-        slots = predicted.slot[index]
-        logits = predicted.cond[slots][:, columns]
-        if predicted.uncond is not None:
-            logits = self.guidance.guided_logits(self.sampler, logits, predicted.uncond[slots][:, columns], t, index)
+        weight = self.guidance.weights(self.sampler, t, index)
+        logits = predicted.logits_at(index, columns, weight)
         xt = state.x[index[:, None], positions[None]]
         frozen = ~state.generate[index][:, columns]
         cells = index[:, None], columns.to(index.device)[None]
         memory = None if state.revealed_confidence is None else state.revealed_confidence[cells]
-        context = StepContext(logits, xt, t, s, self.rng.rows(index), self.schedule, frozen, memory)
+        step, num_steps = grid_step or (None, None)
+        context = StepContext(
+            logits,
+            xt,
+            t,
+            s,
+            self.rng.rows(index),
+            self.schedule,
+            frozen,
+            memory,
+            step=step,
+            num_steps=num_steps,
+            raw_logits=predicted.raw_at(index, columns),
+            guidance_weight=weight,
+        )
         out = self.sampler.step(context)
         if memory is not None:
             revealed = (xt == state.mask_id) & (out.prev_sample != state.mask_id)

@@ -5,13 +5,15 @@ time grid (`modality_steps`, e.g. 128 steps for the image and 64 for the report)
 or, with the sampler's `block_length`, consecutive blocks decoded one after another
 (semi-autoregressive; a block's step count is its share of its modality's). The
 groups of one phase advance together over max(steps) iterations, a group with n
-steps moving at n evenly spread ones (`steps_done`).
+steps moving at n evenly spread ones (`steps_done`). A sampler may ask for one pool instead
+(MeDiM: image and report ranked together, with one count).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from medim.config.modalities import MODALITY_NAMES
@@ -36,12 +38,15 @@ def decoding_plan(
 ) -> list[list[Group]]:
     """Phases (decoded one after another) of groups (decoded together) over the target positions [P]."""
     block_length = sampler.params.block_length
+    capabilities = sampler.capabilities()
     modality = layout.position_modality[targets.cpu()]
+    if capabilities.one_pool:  # every generated position in one group, on the shared step count
+        modality = torch.zeros_like(modality)
     groups: list[Group] = []
     for code in dict.fromkeys(modality.tolist()):
         columns = (modality == code).nonzero()[:, 0]
-        name = MODALITY_NAMES.get(code, str(code))
-        steps = (modality_steps or {}).get(name, num_steps)
+        name = "the pool" if capabilities.one_pool else MODALITY_NAMES.get(code, str(code))
+        steps = num_steps if capabilities.one_pool else (modality_steps or {}).get(name, num_steps)
         if steps < 1:
             raise ValueError(f"step count of {name} must be at least 1, got {steps}")
         if block_length is None:

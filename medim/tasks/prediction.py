@@ -44,19 +44,35 @@ class Guidance:
         """Whether any unconditional rows are computed."""
         return self.conditioning is not None
 
-    def guided_logits(self, sampler: Sampler, cond: Tensor, uncond: Tensor, t: Tensor, index: Tensor) -> Tensor:
-        """Guided log-probabilities of the samples `index` at times t [n], with the sampler's weight schedule."""
-        weight = sampler.guidance_weight(self.scale, t) * self.guided[index]
-        return classifier_free_guidance(cond, uncond, weight)
+    def weights(self, sampler: Sampler, t: Tensor, index: Tensor) -> Tensor:
+        """[n] the guidance weight of the samples `index` at times t [n] (the sampler's schedule; 0 unguided)."""
+        if not self.active:
+            return torch.zeros_like(t)
+        return sampler.guidance_weight(self.scale, t) * self.guided[index]
 
 
 @dataclass
 class Predictions:
-    """Target logits [n, P, V] of some samples; `slot` [B] says which row holds each sample's (-1: none)."""
+    """Target logits [n, P, V] of some samples; `slot` [B] says which row holds each sample's (-1: none).
+
+    `raw` holds the conditional logits before vocabulary blocking, for samplers that ask for them."""
 
     slot: Tensor
     cond: Tensor
     uncond: Tensor | None
+    raw: Tensor | None = None
+
+    def logits_at(self, index: Tensor, columns: Tensor, weight: Tensor) -> Tensor:
+        """[n, C, V] the samples `index`'s logits at `columns`, guided with weight [n] where they have guidance."""
+        slots = self.slot[index]
+        logits = self.cond[slots][:, columns]
+        if self.uncond is None:
+            return logits
+        return classifier_free_guidance(logits, self.uncond[slots][:, columns], weight)
+
+    def raw_at(self, index: Tensor, columns: Tensor) -> Tensor | None:
+        """[n, C, V'] the samples `index`'s raw logits at `columns` (None when they were not kept)."""
+        return None if self.raw is None else self.raw[self.slot[index]][:, columns]
 
 
 class Predictor:
@@ -72,17 +88,13 @@ class Predictor:
         *,
         token_levels: bool,
         reuse: bool,
+        keep_raw: bool,
         costs: CostCounter,
     ) -> None:
         device = state.x.device
-        self.backbone, self.layout, self.schedule, self.state, self.guidance = (
-            backbone,
-            layout,
-            schedule,
-            state,
-            guidance,
-        )
-        self.token_levels, self.reuse, self.costs = token_levels, reuse, costs
+        self.backbone, self.layout, self.schedule = backbone, layout, schedule
+        self.state, self.guidance, self.costs = state, guidance, costs
+        self.token_levels, self.reuse, self.keep_raw = token_levels, reuse, keep_raw
         targets = state.targets.cpu()
         self.allowed = layout.allowed_vocab(targets).to(device)
         self.logit_positions = layout.logit_positions(targets).to(device)
@@ -107,26 +119,36 @@ class Predictor:
             self.cache.cond[index] = computed.cond
             if computed.uncond is not None:
                 self.cache.uncond[index] = computed.uncond
+            if computed.raw is not None:
+                self.cache.raw[index] = computed.raw
             self.cache_tokens[index] = x[index]
             self.cache_valid[index] = True
         return self.cache
 
     def _start_cache(self, computed: Predictions) -> None:
         batch, device = self.state.batch, self.state.x.device
-        uncond = None if computed.uncond is None else computed.uncond.new_zeros(batch, *computed.uncond.shape[1:])
-        cond = computed.cond.new_zeros(batch, *computed.cond.shape[1:])
-        self.cache = Predictions(torch.arange(batch, device=device), cond, uncond)
+
+        def empty(like: Tensor | None) -> Tensor | None:
+            return None if like is None else like.new_zeros(batch, *like.shape[1:])
+
+        cond, uncond, raw = empty(computed.cond), empty(computed.uncond), empty(computed.raw)
+        self.cache = Predictions(torch.arange(batch, device=device), cond, uncond, raw)
         self.cache_tokens = self.state.x.clone()
         self.cache_valid = torch.zeros(batch, dtype=torch.bool, device=device)
 
-    def _forward(self, rows: Tensor) -> Predictions:
+    def unguided(self, rows: Tensor) -> Predictions:
+        """A fresh conditional prediction for `rows`, without the unconditional rows (MeDiM's noise removal)."""
+        return self._forward(rows, guided=False)
+
+    def _forward(self, rows: Tensor, guided: bool = True) -> Predictions:
         """One batched backbone call on `rows` and, when guiding, their unconditional copies."""
         state = self.state
+        guided = guided and self.guidance.active
         index = rows.nonzero()[:, 0]
         inputs, times = state.x[index], state.time[index]
         generated = torch.zeros_like(inputs, dtype=torch.bool)
         generated[:, state.targets] = state.generate[index]
-        if self.guidance.active:
+        if guided:
             remask = self.guidance.conditioning[index]
             inputs = torch.cat([inputs, torch.where(remask, self.layout.mask_id, inputs)])
             times = torch.cat([times, torch.where(remask, 1.0, times)])
@@ -134,10 +156,10 @@ class Predictor:
         if not self.token_levels:  # one time per sample: the mean over its generated positions
             times = (times * generated).sum(1) / generated.sum(1).clamp(min=1)
         hidden = self.backbone(inputs, self.schedule.sigma(times), self.layout.attention_mask(inputs))
-        logits = self.backbone.logits(hidden, self.logit_positions).float()
-        logits = logits.masked_fill(~self.allowed, float("-inf"))
+        raw = self.backbone.logits(hidden, self.logit_positions).float()
+        logits = raw.masked_fill(~self.allowed, float("-inf"))
         self.costs.forward(index)
         slot = torch.full((state.batch,), -1, dtype=torch.long, device=state.x.device)
         slot[index] = torch.arange(len(index), device=state.x.device)
-        cond, uncond = logits.split(len(index)) if self.guidance.active else (logits, None)
-        return Predictions(slot, cond, uncond)
+        cond, uncond = logits.split(len(index)) if guided else (logits, None)
+        return Predictions(slot, cond, uncond, raw[: len(index)] if self.keep_raw else None)

@@ -133,8 +133,13 @@ class SequenceLayout:
         return packed.ids, torch.arange(packed.ids.shape[1])[None] < packed.lengths[:, None]
 
     def image_codes(self, tokens: Tensor) -> Tensor:
-        """Image codes [B, N] (tokenizer ids) read from sequences [B, L]."""
-        return tokens[:, self.image_positions] - self.image_offset
+        """Image codes [B, N] (tokenizer ids) read from sequences [B, L].
+
+        An id outside the image vocabulary (only MeDiM's raw unguided draws put one at an image position)
+        becomes the nearest code, as MeDiM's own decoding clamps it.
+        """
+        codes = tokens[:, self.image_positions] - self.image_offset
+        return codes.clamp(0, self.image_tokenizer.codebook_size - 1)
 
     def texts(self, tokens: Tensor) -> list[str]:
         """Report strings read from sequences [B, L]."""

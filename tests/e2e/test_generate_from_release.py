@@ -7,6 +7,7 @@ and a Chameleon-style vqgan.yaml + vqgan.ckpt. The experiment is the bundled `pa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,7 @@ def release(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path,
         f"tokenizers.image.config={vqgan_yaml}",
         f"tokenizers.image.checkpoint={vqgan_ckpt}",
         f"layout.max_text_tokens={TEXT_TOKENS}",
-        "backbone.dtype=float32",
-    ]
+    ]  # precision as paper/medim says: float32 weights, float16 autocast
     text = TOKENIZERS.build({"name": "llama2_text", "path": str(llama_tokenizer_dir)})
     image = TOKENIZERS.build({"name": "chameleon_vqgan", "config": str(vqgan_yaml), "checkpoint": str(vqgan_ckpt)})
     text.prepare(None, llama_tokenizer_dir)
@@ -86,3 +86,39 @@ def test_run_dir_and_checkpoint_are_exclusive(
 ) -> None:
     assert main(["generate", str(tmp_path), *release["args"], "--pairs", "1"]) == 2
     assert "not both or neither" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("settings", "said", "recorded"),
+    [
+        ([], "float32 weights, float16 autocast (MeDiM's)", {"weights": "float32", "autocast": "float16"}),
+        (
+            ["eval.autocast=bfloat16"],
+            "float32 weights, bfloat16 autocast",
+            {"weights": "float32", "autocast": "bfloat16"},
+        ),
+        (
+            ["backbone.dtype=bfloat16", "eval.autocast=none"],
+            "bfloat16 weights, no autocast",
+            {"weights": "bfloat16", "autocast": "none"},
+        ),
+    ],
+)
+def test_the_release_says_which_precision_it_generated_in(
+    release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: list[str], said: str, recorded: dict
+) -> None:
+    args = [*release["args"], *[f"--set={s}" for s in settings], "--pairs", "1", "--out", str(tmp_path)]
+    assert main(["generate", *args]) == 0
+    assert f"precision: {said}" in capsys.readouterr().err.splitlines()
+    assert json.loads((tmp_path / "request.json").read_text())["precision"] == recorded
+    assert len(list(tmp_path.glob("0*.png"))) == 1 and len(list(tmp_path.glob("0*.txt"))) == 1
+
+
+def test_a_bad_autocast_value_is_a_config_error_before_anything_is_written(
+    release: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*release["args"], "--set=eval.autocast=fp16", "--pairs", "1", "--out", str(tmp_path / "out")]
+    assert main(["generate", *args]) == 2
+    err = capsys.readouterr().err
+    assert "eval.autocast" in err and "'float16'" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
