@@ -260,13 +260,33 @@ def _cmd_build(args: argparse.Namespace) -> None:
     print(parameter_table(backbone))
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train; under `accelerate launch` every process runs this, and only the first one talks."""
+    import os
+    import shlex
+
     from medim.config import load_experiment
+    from medim.training.faults import TrainingInterrupted, signal_name
     from medim.training.trainer import train
 
-    result = train(load_experiment(args.experiment, args.overrides), resume=args.resume, progress=not args.quiet)
-    state = "finished" if result.finished else "stopped early (continue with --resume)"
-    print(f"run {result.run_dir}: {result.steps_done} steps, {state}")
+    first = os.environ.get("RANK", "0") == "0"
+    if not first:  # the other processes of a launch: warnings only
+        logging.getLogger("medim").setLevel(max(logging.WARNING, logging.getLogger("medim").level))
+    resume = shlex.join(["medim", "train", args.experiment, *args.overrides, "--resume"])
+    try:
+        result = train(load_experiment(args.experiment, args.overrides), resume=args.resume, progress=not args.quiet)
+    except TrainingInterrupted as stop:
+        if first:
+            print(
+                f"run {stop.run_dir}: stopped by {signal_name(stop.signum)} at step {stop.step}, checkpoint saved "
+                f"({stop.checkpoint}); continue with: {resume}",
+                file=sys.stderr,
+            )
+        return stop.exit_code
+    if first:
+        state = "finished" if result.finished else f"stopped early (continue with: {resume})"
+        print(f"run {result.run_dir}: {result.steps_done} steps, {state}")
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -355,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_check_command,
         _add_config_commands,
         _add_data_commands,
+        _add_data_check_command,
         _add_model_commands,
         _add_generate_command,
         _add_evaluation_commands,
@@ -416,6 +437,68 @@ def _add_data_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_cmd_reconstruct)
 
 
+def _add_data_check_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`medim data check EXP` (look at every pair of a dataset) and `medim data export EXP OUT` (as a paired folder)."""
+    data = commands.add_parser("data", help="check or export an experiment's dataset").add_subparsers(
+        title="data commands"
+    )
+    p = data.add_parser(
+        "check",
+        parents=[common],
+        help="build only the dataset: counts, skipped items and why, report lengths, source image sizes and modes "
+        "(a full decode of every image, which finds truncated files), a gallery; exit 1 if on_error: fail would stop "
+        "training",
+    )
+    _experiment_args(p)
+    p.add_argument("--out", type=Path, default=Path("data_check"), help="galleries and summary.json (./data_check)")
+    p.add_argument("--gallery", type=int, default=8, help="pairs shown per split in the gallery (default 8)")
+    p.set_defaults(handler=_cmd_data_check)
+    p = data.add_parser(
+        "export",
+        parents=[common],
+        help="write an experiment's data as a paired folder (MeDiM's layout: NAME.png + NAME.txt in train/ val/ "
+        "test/, labels.json) and print the data block that reads it back",
+    )
+    p.add_argument("experiment", help="a bundled experiment name (see `medim config list`) or a YAML path")
+    p.add_argument("out", type=Path, help="the folder to write (new or empty)")
+    p.add_argument("overrides", nargs="*", help="key.path=value, ~key.path (delete), component=name (swap)")
+    p.set_defaults(handler=_cmd_data_export)
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from medim.config import load_experiment
+    from medim.data.data_check import check_data, text_token_counter
+
+    if args.gallery < 0:
+        raise DataError(f"--gallery must be at least 0, got {args.gallery}")
+    config = load_experiment(args.experiment, args.overrides)
+    count_tokens, note = text_token_counter(config)
+    report = check_data(
+        config.data.block(),
+        args.out,
+        progress=not args.quiet,
+        count_tokens=count_tokens,
+        tokens_note=note,
+        gallery_size=args.gallery,
+    )
+    print("\n".join(report.lines()))
+    print(f"summary: {args.out / 'summary.json'}")
+    return 1 if report.stops_training else 0
+
+
+def _cmd_data_export(args: argparse.Namespace) -> None:
+    import yaml
+
+    from medim.config import load_experiment
+    from medim.data.paired_folder import export_paired_folder
+
+    config = load_experiment(args.experiment, args.overrides)
+    block = export_paired_folder(config.data.build(), args.out, progress=not args.quiet)
+    counts = ", ".join(f"{split} {len(list((args.out / split).glob('*.txt')))}" for split in ("train", "val", "test"))
+    print(f"exported {config.data.name} to {args.out} ({counts} pairs); read it back with:")
+    print(yaml.safe_dump({"data": block}, sort_keys=False), end="")
+
+
 def _add_model_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser("build", parents=[common], help="build an experiment's model and print its parameters")
     _experiment_args(p)
@@ -426,9 +509,22 @@ def _add_model_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "absent files)",
     )
     p.set_defaults(handler=_cmd_build)
-    p = commands.add_parser("train", parents=[common], help="train an experiment")
+    p = commands.add_parser(
+        "train",
+        parents=[common],
+        help="train an experiment",
+        description="Train an experiment (on several GPUs: accelerate launch --config_file "
+        "experiments/paper/accelerate/ddp_8gpu.yml -m medim train EXP ...).",
+        epilog="Exit status: 0 trained (or stopped by train.max_minutes with a checkpoint); 2 an input error or a "
+        "non-finite step under train.nonfinite: stop; 130 (SIGINT) or 143 (SIGTERM) stopped by that signal after "
+        "saving a checkpoint of the step reached (continue with --resume).",
+    )
     _experiment_args(p)
-    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run from its newest complete checkpoint (damaged ones are skipped with a warning)",
+    )
     p.set_defaults(handler=_cmd_train)
 
 

@@ -31,6 +31,9 @@ from medim.tokenizers.layouts import SequenceLayout
 
 logger = logging.getLogger(__name__)
 
+#: Decoded image bytes tokenization holds at a time (a shard is encoded in chunks of about this size).
+IMAGE_READ_BYTES = 256 * 2**20
+
 
 @dataclass
 class Experiment:
@@ -100,8 +103,17 @@ class Experiment:
             key = stable_hash({"dataset": identity["dataset"], "layout": self.config.layout.name})
             directory = cache_root() / "tokens" / key / split
 
+            # A shard's images are read (decoded, for file-backed data) a bounded number at a time: a multiple of
+            # 64 images, so tokenizers that encode in fixed batches see the same batches whatever the shard size.
+            chunk = max(64, IMAGE_READ_BYTES // (3 * self.dataset.image_size**2) // 64 * 64)
+
             def make_rows(start: int, stop: int) -> tuple[np.ndarray, int]:
-                codes = self.image_tokenizer.encode(data.images[start:stop])
+                codes = torch.cat(
+                    [
+                        self.image_tokenizer.encode(data.images[i : min(i + chunk, stop)])
+                        for i in range(start, stop, chunk)
+                    ]
+                )
                 packed = self.layout.pack_text(list(data.reports[start:stop]))
                 return self.layout.pack(codes, packed.ids).numpy(), packed.truncated
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from medim.backbones.base import Backbone
 from medim.backbones.denoiser import DecoderDenoiser
@@ -17,17 +19,25 @@ from medim.config import (
 from medim.config.policy import DECODING_SECTIONS, weight_changes
 from medim.errors import ConfigError, DataError
 from medim.experiment import Experiment, build_experiment
-from medim.training.checkpoints import latest_checkpoint, load_model_weights
+from medim.training.checkpoints import checkpoint_step, latest_checkpoint, load_model_weights
+
+logger = logging.getLogger(__name__)
+
+#: Which weights of a checkpoint to decode with: the EMA when the run kept one (`auto`), or as named.
+WeightsChoice = Literal["auto", "ema", "model"]
 
 
-def load_run(run_dir: str | Path, progress: bool = False, overrides: Sequence[str] = ()) -> tuple[Experiment, Backbone]:
-    """The experiment of `run_dir` and its backbone with the newest checkpoint's weights, in eval mode.
+def load_run(
+    run_dir: str | Path, progress: bool = False, overrides: Sequence[str] = (), *, weights: WeightsChoice = "auto"
+) -> tuple[Experiment, Backbone]:
+    """The experiment of `run_dir` and its backbone with the newest complete checkpoint's weights, in eval mode.
 
     `overrides` (e.g. `sampler=ancestral`, `eval.num_steps=64`) may change how it decodes,
-    never what was trained.
+    never what was trained. A run trained with `train.ema_decay` decodes with the moving average of its
+    weights unless `weights="model"`. A damaged newest checkpoint is skipped with a warning.
     """
     config = with_overrides(run_config(run_dir), overrides, f"run {run_dir}", only=DECODING_SECTIONS)
-    return open_run(run_dir, config, progress)
+    return open_run(run_dir, config, progress, weights=weights)
 
 
 def run_config(run_dir: str | Path) -> ExperimentConfig:
@@ -38,8 +48,13 @@ def run_config(run_dir: str | Path) -> ExperimentConfig:
     return load_resolved(resolved)
 
 
-def open_run(run_dir: str | Path, config: ExperimentConfig, progress: bool = False) -> tuple[Experiment, Backbone]:
-    """`run_dir`'s newest weights in the experiment `config`, which may differ from the run's only in how it decodes."""
+def open_run(
+    run_dir: str | Path, config: ExperimentConfig, progress: bool = False, *, weights: WeightsChoice = "auto"
+) -> tuple[Experiment, Backbone]:
+    """`run_dir`'s newest weights in the experiment `config`, which may differ from the run's only in how it decodes.
+
+    `weights`: `auto` (the EMA when the run was trained with train.ema_decay), `ema` or `model`.
+    """
     run_dir = Path(run_dir)
     differs = weight_changes(run_config(run_dir), config)
     if differs:
@@ -51,7 +66,13 @@ def open_run(run_dir: str | Path, config: ExperimentConfig, progress: bool = Fal
         raise DataError(f"run {run_dir} has no checkpoint yet; train it (or resume it) first")
     experiment = build_experiment(config, progress=progress)
     backbone = experiment.build_backbone(empty=True)  # a pretrained backbone's files are not read again
-    load_model_weights(backbone, checkpoint)
+    ema = weights == "ema" or (weights == "auto" and config.train.ema_decay is not None)
+    load_model_weights(backbone, checkpoint, ema=ema)
+    if ema:
+        logger.info(
+            "decoding with the EMA weights (train.ema_decay=%s) of step %d", config.train.ema_decay,
+            checkpoint_step(checkpoint),
+        )  # fmt: skip
     return experiment, backbone.eval()
 
 

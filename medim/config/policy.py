@@ -3,8 +3,8 @@
 Every dotted key of an experiment falls in one class:
     label        `name`, `description`: say nothing about the model
     decoding     `sampler.*`, `eval.*`: how a trained model generates and is scored
-    bookkeeping  `train.{log_every, eval_every, checkpoint_every, keep_checkpoints, max_minutes}`:
-                 when to log, validate and save; the weights do not depend on them
+    bookkeeping  `train.{log_every, eval_every, checkpoint_every, keep_checkpoints, max_minutes, ...}`
+                 (`BOOKKEEPING_TRAIN_KEYS`): when to log, validate and save; the weights do not depend on them
     duration     `train.steps`: how long to train; a resumed run may extend it
     model        everything else: data, tokenizers, layout, backbone, noise, objective,
                  task, the optimiser, the seed
@@ -29,8 +29,22 @@ KeyClass = Literal["label", "decoding", "bookkeeping", "duration", "model"]
 DECODING_SECTIONS = ("sampler", "eval")
 #: Top-level keys that only name and describe a run.
 LABEL_KEYS = ("name", "description")
-#: `train` keys that never change the weights (when to log, validate, checkpoint, stop for the day).
-BOOKKEEPING_TRAIN_KEYS = ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "max_minutes")
+#: `train` keys that never change the weights (when to log, validate, checkpoint, stop for the day; where metrics
+#: go; how a non-finite step is handled; how the global batch is cut into micro-batches, which moves the weights
+#: only by float summation order).
+BOOKKEEPING_TRAIN_KEYS = (
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "keep_every",
+    "max_minutes",
+    "loggers",
+    "nonfinite",
+    "micro_batch_size",
+    "val_batch_size",
+    "gallery_samples",
+)
 #: `train` keys that change the weights only by training longer, which a resumed run may do.
 DURATION_TRAIN_KEYS = ("steps",)
 #: What `medim train --resume` accepts as changed: how long and how often, never what.

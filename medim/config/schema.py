@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from medim.config.components import (
     BackboneSpec,
@@ -59,8 +59,26 @@ class TrainConfig(_Section):
     """Optimisation and bookkeeping of `medim train`."""
 
     steps: int = Field(1500, gt=0, description="optimizer steps in total")
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=0, description="global batch: samples per optimizer step over all processes")
+    micro_batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="samples per process per forward; null = batch_size / processes; gradient accumulation = "
+        "batch_size / (micro_batch_size x processes)",
+    )
     lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    lr_schedule: Literal["cosine", "linear", "constant", "cosine_restarts", "warm_restarts"] = Field(
+        "cosine",
+        description="after warmup: cosine or linear decay to min_lr_ratio, constant; cosine_restarts "
+        "(transformers' cosine_with_hard_restarts_schedule_with_warmup, the schedule MeDiM's configs name; "
+        "lr_cycles cycles) or warm_restarts (torch's CosineAnnealingWarmRestarts after a linear warmup, the "
+        "schedule MeDiM's code runs; cycles of lr_cycle_steps growing by lr_cycle_mult)",
+    )
+    lr_cycles: int = Field(1, gt=0, description="hard restarts of lr_schedule: cosine_restarts (its num_cycles)")
+    lr_cycle_steps: int | None = Field(
+        None, gt=0, description="lr_schedule: warm_restarts: the first cycle's length (T_0); null = steps - warmup"
+    )
+    lr_cycle_mult: int = Field(1, gt=0, description="lr_schedule: warm_restarts: each cycle this many times longer")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of the peak (cosine decay)")
     warmup_steps: int = Field(100, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -74,8 +92,54 @@ class TrainConfig(_Section):
     max_minutes: float | None = Field(
         None, gt=0, description="stop (with a checkpoint) once training has run this long"
     )
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    keep_every: int | None = Field(
+        None, gt=0, description="also keep every checkpoint whose step is a multiple of this; null = none"
+    )
+    val_batch_size: int | None = Field(None, gt=0, description="rows per validation forward; null = batch_size")
+    gallery_samples: int = Field(
+        4,
+        ge=0,
+        description="validation pairs generated per direction every eval_every steps into RUN_DIR/gallery/ "
+        "(with the run's eval.* decoding); 0 = none",
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no", description="autocast of training (fp16 with accelerate's loss scaler; needs a GPU)"
+    )
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="exponential moving average of the weights (saved, resumed, used for generation); null = off",
+    )
+    nonfinite: Literal["skip", "stop"] = Field(
+        "skip",
+        description="a non-finite loss or gradient: skip the update (counted) or stop naming the step and samples",
+    )
+    loggers: tuple[Literal["jsonl", "tensorboard", "wandb"], ...] = Field(
+        ("jsonl",), description="metric sinks: train_log.jsonl (always), TensorBoard, Weights & Biases"
+    )
     num_threads: int | None = Field(None, gt=0, description="torch CPU threads; null = torch default")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            raise ValueError(
+                f"train.micro_batch_size ({self.micro_batch_size}) exceeds train.batch_size ({self.batch_size}), "
+                f"the global batch; choose a divisor of it"
+            )
+        if self.lr_cycles != 1 and self.lr_schedule != "cosine_restarts":
+            raise ValueError(f"train.lr_cycles applies to lr_schedule: cosine_restarts, not {self.lr_schedule}")
+        if (self.lr_cycle_steps is not None or self.lr_cycle_mult != 1) and self.lr_schedule != "warm_restarts":
+            raise ValueError(
+                f"train.lr_cycle_steps and train.lr_cycle_mult apply to lr_schedule: warm_restarts, not "
+                f"{self.lr_schedule}"
+            )
+        if "jsonl" not in self.loggers or len(set(self.loggers)) != len(self.loggers):
+            raise ValueError(
+                f"train.loggers must name jsonl (train_log.jsonl, which resuming relies on) and each logger once, "
+                f"got {list(self.loggers)}"
+            )
+        return self
 
 
 class EvalConfig(_Section):

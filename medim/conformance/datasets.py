@@ -67,16 +67,29 @@ def _images(subject: DatasetSubject) -> str:
     size = subject.component.image_size
     for name, split in subject.splits().items():
         images = split.images
-        require(
-            isinstance(images, np.ndarray)
-            and images.dtype == np.uint8
-            and images.shape[1:] == (size, size, 3)
-            and images.ndim == 4,
-            f"{subject.label}: split {name!r} must hold uint8 images [N, S, S, 3] with S = image_size = {size} "
-            f"(PairedSplit.images), got {getattr(images, 'dtype', type(images).__name__)} "
-            f"{shape(images) if hasattr(images, 'shape') else ''}",
-        )
-    return f"uint8 [N, {size}, {size}, 3] in every split"
+        if isinstance(images, np.ndarray):
+            require(
+                images.dtype == np.uint8 and images.shape[1:] == (size, size, 3) and images.ndim == 4,
+                f"{subject.label}: split {name!r} must hold uint8 images [N, S, S, 3] with S = image_size = {size} "
+                f"(PairedSplit.images), got {images.dtype} {shape(images)}",
+            )
+            continue
+        # a lazy sequence (medim.data.paired.LazyImages): an int gives one image, a slice or index array a batch
+        last = len(images) - 1
+        reads = {
+            "images[0]": (0, (size, size, 3)),
+            "images[0:2]": (slice(0, 2), (min(2, last + 1), size, size, 3)),
+            f"images[np.array([{last}, 0])]": (np.array([last, 0]), (2, size, size, 3)),
+        }
+        for what, (index, expected) in reads.items():
+            got = images[index]
+            require(
+                isinstance(got, np.ndarray) and got.dtype == np.uint8 and got.shape == expected,
+                f"{subject.label}: split {name!r}: {what} must be a uint8 array {list(expected)} (PairedSplit.images: "
+                f"an array or an ImageSequence with S = image_size = {size}), got "
+                f"{getattr(got, 'dtype', type(got).__name__)} {shape(got) if hasattr(got, 'shape') else ''}",
+            )
+    return f"uint8 [N, {size}, {size}, 3] in every split (arrays, or read on access by index and slice)"
 
 
 def _reports(subject: DatasetSubject) -> str:

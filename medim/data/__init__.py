@@ -1,5 +1,19 @@
 #: Modules here that hold shared machinery and register no dataset. The registry imports every module
 #: of this package on its first lookup; tests/registry/test_builtin_discovery.py checks this list.
 SUPPORT_MODULES: frozenset[str] = frozenset(
-    {"findings", "paired", "phantom_cxr", "phantom_pathology", "phantoms", "reports", "token_shards"}
+    {
+        "data_check",
+        "examples",
+        "findings",
+        "image_files",
+        "paired",
+        "phantom_cxr",
+        "phantom_pathology",
+        "phantoms",
+        "report_parsers",
+        "report_text",
+        "reports",
+        "scanned",
+        "token_shards",
+    }
 )

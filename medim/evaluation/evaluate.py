@@ -103,7 +103,7 @@ def evaluate(
     metrics["decoding"] = {"num_steps": cfg.num_steps, "modality_steps": cfg.modality_steps, "cfg_scale": cfg.cfg_scale}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
-    _write_samples(out_dir, cfg, outputs, held_out)
+    write_samples(out_dir, cfg, outputs, held_out)
     return metrics
 
 
@@ -140,8 +140,9 @@ def generate_held_out(
     return (np.stack(images) if images else None), (reports or None)
 
 
-def _write_samples(out_dir: Path, cfg: EvalConfig, outputs: dict[Direction, Outputs], held_out: PairedSplit) -> None:
-    """A gallery per direction and `samples.json` with every generated report (beside its reference, if any)."""
+def write_samples(out_dir: Path, cfg: EvalConfig, outputs: dict[Direction, Outputs], held_out: PairedSplit) -> None:
+    """A gallery per direction (its first `cfg.gallery_size` samples) and `samples.json` with every generated
+    report (beside its reference, if any), into `out_dir`."""
     samples = {}
     for direction, (images, reports) in outputs.items():
         given_image, given_report = "image" in direction.given, "text" in direction.given

@@ -29,7 +29,7 @@ objective's (`medim.objectives.weightings`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -65,6 +65,8 @@ class LossOutput:
     accuracy: float
     masked_tokens: int
     modality_cross_entropy: dict[str, float]
+    #: The masked positions behind each `modality_cross_entropy` mean: the weights that combine them over micro-batches.
+    modality_masked_tokens: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,14 +215,12 @@ class MaskedDiffusionObjective:
         loss = self._normalise(scored.weighted, modality, scored.scorable)
         with torch.no_grad():
             ce = scored.cross_entropy
-            per_modality = {
-                name: ce[modality == code].mean().item()
-                for name, code in MODALITY_CODES.items()
-                if bool((modality == code).any())
-            }
+            counts = {name: int((modality == code).sum()) for name, code in MODALITY_CODES.items()}
+            counts = {name: count for name, count in counts.items() if count}
+            per_modality = {name: ce[modality == MODALITY_CODES[name]].mean().item() for name in counts}
             mean_ce = ce.mean().item() if len(ce) else 0.0
             accuracy = scored.correct.float().mean().item() if len(ce) else 0.0
-        return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality)
+        return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality, counts)
 
     def _normalise(self, weighted: Tensor, modality: Tensor, scorable: Tensor) -> Tensor:
         """Sum the weighted per-token losses [N] into the scalar loss, as `normalize` says."""

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from medim.data.paired import ImageSequence
+
 
 class TokenizerNotLoaded(RuntimeError):
     """`encode`/`decode` called before `prepare`, or after a dry run's `prepare_shapes` found no files."""
@@ -25,9 +27,10 @@ class TokenizerNotLoaded(RuntimeError):
 
 @dataclass(frozen=True)
 class TokenizerCorpus:
-    """Training material for tokenizers: uint8 images [N, H, W, 3], report texts, and an identity."""
+    """Training material for tokenizers: uint8 images [N, H, W, 3] (an array, or a dataset's lazy images: read
+    them in slices or index arrays, never all at once), report texts, and an identity."""
 
-    images: np.ndarray
+    images: ImageSequence
     texts: list[str]
     identity: str
 

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from medim.data.paired import ImageSequence
 from medim.errors import DataError
 from medim.io import atomic_write, atomic_write_json, stable_hash
 from medim.registry import TOKENIZERS, ComponentParams
@@ -28,6 +29,12 @@ from medim.tokenizers.base import (
     TokenizerNotLoaded,
     as_uint8_batch,
 )
+
+#: A corpus of at most EXACT_FACTOR x max_patches patches is sampled from every image; a larger one from a
+#: fixed-seed subset of images holding about that many (so fitting reads a bounded share of a large dataset).
+EXACT_FACTOR = 8
+#: Images read (and cut into patches) at a time while sampling.
+_READ_BATCH = 256
 
 
 @TOKENIZERS.register("patch_kmeans")
@@ -77,12 +84,13 @@ class PatchKMeansTokenizer(ImageTokenizer):
         atomic_write(path, lambda tmp: save_file({"codebook": self.codebook}, str(tmp)))
         atomic_write_json(path.with_suffix(".json"), {"params": self.params.model_dump(), "corpus": corpus.identity})
 
-    def fit(self, images: np.ndarray) -> Tensor:
-        """k-means++ seeding then Lloyd iterations over sampled patches; returns [K, p*p*3] in [0, 1]."""
-        patches = self._patches(as_uint8_batch(images, self.image_size)).reshape(-1, self._patch_dim)
+    def fit(self, images: ImageSequence) -> Tensor:
+        """k-means++ seeding then Lloyd iterations over sampled patches; returns [K, p*p*3] in [0, 1].
+
+        `images` is any image sequence (an array, or a dataset's lazy images), read in batches: see `_sample`.
+        """
         generator = torch.Generator().manual_seed(self.params.seed)
-        if len(patches) > self.params.max_patches:
-            patches = patches[torch.randperm(len(patches), generator=generator)[: self.params.max_patches]]
+        patches = self._sample(images, generator)
         if len(patches) < self.codebook_size:
             raise DataError(
                 f"patch_kmeans needs at least codebook_size={self.codebook_size} patches, the corpus has {len(patches)}"
@@ -115,6 +123,33 @@ class PatchKMeansTokenizer(ImageTokenizer):
         p = self.params.patch_size
         pixels = rearrange(codebook[codes], "b (gh gw) (ph pw c) -> b (gh ph) (gw pw) c", gh=self.grid, ph=p, pw=p, c=3)
         return (pixels * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    def _sample(self, images: ImageSequence, generator: torch.Generator) -> Tensor:
+        """The patches k-means fits, [n, p*p*3], read `_READ_BATCH` images at a time (never the whole corpus at once).
+
+        Every patch when there are at most max_patches, else max_patches drawn uniformly without replacement (the
+        same for an array and a lazy sequence of the same images). A corpus of more than `EXACT_FACTOR` x max_patches
+        patches is first cut to a fixed-seed subset of images holding about that many, so a large dataset reads a
+        bounded, deterministic share of its images.
+        """
+        limit, per_image = self.params.max_patches, self.tokens_per_image
+        chosen = np.arange(len(images))
+        if len(chosen) * per_image > EXACT_FACTOR * limit:
+            keep = -(-EXACT_FACTOR * limit // per_image)
+            chosen = np.sort(np.random.default_rng(self.params.seed).permutation(len(chosen))[:keep])
+        total = len(chosen) * per_image
+        picks = torch.randperm(total, generator=generator)[:limit] if total > limit else None
+        rows = torch.empty((total if picks is None else len(picks), self._patch_dim))
+        for start in range(0, len(chosen), _READ_BATCH):
+            stop = min(start + _READ_BATCH, len(chosen))
+            batch = self._patches(as_uint8_batch(images[chosen[start:stop]], self.image_size))
+            batch = batch.reshape(-1, self._patch_dim)
+            if picks is None:
+                rows[start * per_image : stop * per_image] = batch
+            else:
+                inside = (picks >= start * per_image) & (picks < stop * per_image)
+                rows[inside] = batch[picks[inside] - start * per_image]
+        return rows
 
     @property
     def _patch_dim(self) -> int:

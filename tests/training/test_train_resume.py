@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers.training import losses, tiny_config
 
-from medim.config import TrainConfig, load_experiment
+from medim.config import TrainConfig
 from medim.errors import ConfigError
 from medim.training.checkpoints import latest_checkpoint
 from medim.training.trainer import batch_indices, lr_factor, train
-
-TINY = [
-    "data.num_train=48",
-    "data.num_val=16",
-    "data.num_test=16",
-    "tokenizers.image.codebook_size=16",
-    "tokenizers.text.vocab_size=96",
-    "backbone.hidden_size=32",
-    "backbone.num_layers=1",
-    "backbone.num_heads=2",
-    "train.steps=6",
-    "train.batch_size=8",
-    "train.warmup_steps=2",
-    "train.checkpoint_every=3",
-    "train.eval_every=3",
-    "train.log_every=1",
-    "train.val_batches=1",
-    "~train.max_minutes",
-]
-
-
-def tiny_config(tmp_path: Path, *extra: str):
-    return load_experiment("quickstart", [*TINY, f"output_dir={tmp_path}", *extra])
-
-
-def losses(run_dir: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
 def test_run_directory_holds_config_versions_log_and_checkpoints(tmp_path: Path) -> None:
@@ -53,6 +27,11 @@ def test_run_directory_holds_config_versions_log_and_checkpoints(tmp_path: Path)
     assert sorted(losses(run)) == [1, 2, 3, 4, 5, 6]
     assert latest_checkpoint(run).name == "step_0000006"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.json", "step_0000003", "step_0000006"]
+    committed = json.loads((run / "checkpoints" / "step_0000006" / "complete.json").read_text())
+    assert committed["step"] == 6 and {"model.safetensors", "optimizer.pt", "trainer_state.json"} <= set(
+        committed["files"]
+    )
+    assert len(committed["files"]["model.safetensors"]["sha256"]) == 64
     validation = [json.loads(row) for row in (run / "train_log.jsonl").read_text().splitlines() if "val_loss" in row]
     assert [v["step"] for v in validation] == [3, 6]
     assert {"val_text_to_image", "val_image_to_text", "val_joint"} <= set(validation[0])
@@ -67,6 +46,7 @@ def test_resume_reproduces_the_same_next_losses(tmp_path: Path) -> None:
     run = train(config, progress=False).run_dir
     uninterrupted = losses(run)
     # pretend the run crashed right after its step-3 checkpoint
+    shutil.rmtree(run / "checkpoints" / "step_0000006")
     (run / "checkpoints" / "latest.json").write_text(json.dumps({"step": 3, "path": "step_0000003"}))
     result = train(config, resume=True, progress=False)
     assert result.steps_done == 6
