@@ -37,3 +37,21 @@ format: install
 
 clean-runs:
 	rm -rf runs
+
+# WordNet for NLTK's METEOR (the `paper` report metrics), copied where NLTK reads it from Debian's packages,
+# installed first as root: apt-get install -y wordnet-base wordnet-sense-index (.ci/run does both). Also done on
+# first use; the tests that need it skip, saying so, when the packages are absent.
+.PHONY: metrics-data
+metrics-data: install
+	$(BIN)/python -m medim.evaluation.report_metrics.setup
+
+# docs/eval_report.png, the README's picture of the HTML report: a tiny quickstart run (about two minutes on 2 CPU
+# cores), its evaluation and a headless-Chromium screenshot of eval/report.html (as root: apt-get install -y chromium)
+.PHONY: report-screenshot
+report-screenshot: install
+	rm -rf runs/report-screenshot
+	$(BIN)/medim train quickstart data.num_train=200 data.num_val=40 data.num_test=40 train.steps=60 \
+		train.eval_every=20 train.log_every=5 '~train.max_minutes' output_dir=runs/report-screenshot
+	$(BIN)/medim eval runs/report-screenshot/quickstart --samples 16
+	$(BIN)/python -m medim.evaluation.screenshot runs/report-screenshot/quickstart/eval/report.html \
+		docs/eval_report.png --width 1240 --height 1500

@@ -300,7 +300,21 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         raise DataError(f"--out {str(out)!r} is a file; give a directory for the metrics and galleries")
     metrics = evaluate_run(args.run_dir, overrides, progress=not args.quiet, out_dir=out)
     print(summary_table(metrics))
-    print(f"\nmetrics: {out / 'metrics.json'}; galleries: {out}/*.png")
+    print(f"\nreport: {out / 'report.html'}; metrics: {out / 'metrics.json'}; galleries: {out}/*.png")
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from medim.evaluation.bootstrap import BootstrapSettings
+    from medim.evaluation.compare import compare_runs, comparison_table
+    from medim.io import atomic_write_json
+
+    if args.resamples < 1:
+        raise DataError(f"--resamples must be at least 1, got {args.resamples}")
+    result = compare_runs(args.run_a, args.run_b, BootstrapSettings(args.resamples, args.seed))
+    print(comparison_table(result))
+    if args.out:
+        atomic_write_json(args.out, result)
+        print(f"comparison: {args.out}")
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -346,7 +360,8 @@ def _cmd_quickstart(args: argparse.Namespace) -> None:
     print("\n" + summary_table(metrics))
     print(
         f"\nrun directory: {run_dir}\n"
-        f"  eval/metrics.json     all scores (per finding, baselines, the judge's own accuracy)\n"
+        f"  eval/report.html      everything on one page: scores with intervals, samples, training curves\n"
+        f"  eval/metrics.json     all scores (per finding, baselines, the judge's own accuracy); metrics.md\n"
         f"  eval/*.png            galleries: a report per image, an image per report, pairs from nothing\n"
         f"  train_log.jsonl       training and validation losses\n"
         f'try: medim generate {run_dir} --report "The heart is enlarged. Small left pleural effusion."'
@@ -379,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_commands,
         _add_generate_command,
         _add_evaluation_commands,
+        _add_downstream_command,
     ):
         add(commands, common)
     return parser
@@ -582,6 +598,17 @@ def _add_evaluation_commands(commands: Any, common: argparse.ArgumentParser) -> 
     p.add_argument("--out", type=Path, help="where metrics.json and the galleries go (default RUN_DIR/eval)")
     p.set_defaults(handler=_cmd_eval)
     p = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="compare two evaluated runs item by item: paired bootstrap of every score (A - B, 95 %% interval)",
+    )
+    p.add_argument("run_a", type=Path, help="run directory (or evaluation folder) A")
+    p.add_argument("run_b", type=Path, help="run directory (or evaluation folder) B, scored on the same items")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--out", type=Path, help="also write the comparison as JSON here")
+    p.set_defaults(handler=_cmd_compare)
+    p = commands.add_parser(
         "sweep",
         parents=[common],
         help="train and evaluate several experiments (a sweep file or a list) and write one comparison table",
@@ -596,6 +623,37 @@ def _add_evaluation_commands(commands: Any, common: argparse.ArgumentParser) -> 
     )
     p.add_argument("--fresh", action="store_true", help="delete an earlier quickstart run first")
     p.set_defaults(handler=_cmd_quickstart)
+
+
+def _add_downstream_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`medim downstream AUG.yaml [overrides] [--fresh]`: the downstream-augmentation experiment (medim.downstream)."""
+    p = commands.add_parser(
+        "downstream",
+        parents=[common],
+        help="do generated image-report pairs help a report model? Train it on real pairs and on real + generated "
+        "pairs, score both on the real test split (relative BLEU/METEOR change, paired-bootstrap 95 %% intervals)",
+    )
+    p.add_argument("experiment", help="an augmentation file, e.g. experiments/downstream/augmentation.yaml")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="key.path=value of that file (generator.num_pairs=500); generator.<key> and model.<key> that are not "
+        "the block's own fields go to the generator run (decoding) and the model experiment (model.train.steps=50)",
+    )
+    p.add_argument("--fresh", action="store_true", help="delete the experiment's earlier outputs first")
+
+    def handler(args: argparse.Namespace) -> None:
+        from medim.downstream.arms import ARM_TITLES
+        from medim.downstream.comparison import markdown_table
+        from medim.downstream.config import load_augmentation
+        from medim.downstream.run import describe, run_augmentation
+
+        config = load_augmentation(args.experiment, args.overrides)
+        results = run_augmentation(config, fresh=args.fresh, progress=not args.quiet)
+        print("\n" + describe(results) + "\n\n" + markdown_table(results["rows"], ARM_TITLES))
+        print(f"results: {config.out_dir / 'results.json'} (and results.md, samples.json)")
+
+    p.set_defaults(handler=handler)
 
 
 def _experiment_args(parser: argparse.ArgumentParser) -> None:

@@ -225,7 +225,8 @@ def _row(
     run: SweepRun, first: SweepRun, trainer: SweepRun, metrics: dict[str, Any], reference: dict[str, Any]
 ) -> dict[str, Any]:
     """One table row: the run, its changes, its bounds (the headline direction's against the first run's),
-    each direction's summary scores, and the generation cost."""
+    each direction's summary scores (the model's micro F1 with its bootstrap 95 % interval), and the generation
+    cost."""
     row: dict[str, Any] = {
         "run": run.label,
         "changes": describe_changes(first.config, run.config),
@@ -243,6 +244,10 @@ def _row(
             row[f"nelbo_{name}_vs_first_stderr"] = None if paired is None else paired[1]
     for name, entry in metrics["directions"].items():
         row.update({f"{name}_{key}": value for key, value in entry["summary"].items()})
+        model = next(iter(entry["scores"]))  # the model's own system comes first, before the baselines
+        interval = entry.get("intervals", {}).get(model, {}).get("micro_f1")
+        if interval is not None:
+            row[f"{name}_f1_ci95_low"], row[f"{name}_f1_ci95_high"] = interval
     for name, cost in metrics["cost"].items():
         row[f"nfe_per_sample_{name}"] = cost["network_evaluations_per_sample"]
         row[f"seconds_per_sample_{name}"] = cost["seconds_per_sample"]

@@ -25,6 +25,7 @@ from medim.registry import (
     LAYOUTS,
     NOISE,
     OBJECTIVES,
+    REPORT_METRICS,
     SAMPLERS,
     TASKS,
     TOKENIZERS,
@@ -126,3 +127,9 @@ class TaskSpec(ComponentSpec):
     """A `task:` block."""
 
     registry: ClassVar[Registry] = TASKS
+
+
+class ReportMetricSpec(ComponentSpec):
+    """An entry of `eval.report_metrics`: a report-metric protocol (`paper`, `r2gen`, `coco`)."""
+
+    registry: ClassVar[Registry] = REPORT_METRICS

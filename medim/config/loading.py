@@ -89,9 +89,14 @@ def bundled_experiment(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+#: Bundled folders whose files other commands read and which are not experiments: `medim sweep`, `medim downstream`.
+NOT_EXPERIMENT_FOLDERS = ("sweeps/", "downstream/")
+
+
 def list_experiments() -> list[str]:
-    """Names of bundled experiments (relative to `experiments/`, without `.yaml`; sweep files are not experiments)."""
-    return [name for name in _bundled_names() if not name.startswith("sweeps/")]
+    """Names of bundled experiments (relative to `experiments/`, without `.yaml`; sweep files and downstream
+    experiments are not experiments)."""
+    return [name for name in _bundled_names() if not name.startswith(NOT_EXPERIMENT_FOLDERS)]
 
 
 def list_sweeps() -> list[str]:

@@ -21,6 +21,7 @@ from medim.config.components import (
     LayoutSpec,
     NoiseSpec,
     ObjectiveSpec,
+    ReportMetricSpec,
     SamplerSpec,
     TaskSpec,
     TokenizerSpec,
@@ -162,6 +163,18 @@ class EvalConfig(_Section):
     batch_size: int = Field(100, gt=0)
     classifier_epochs: int = Field(6, gt=0, description="epochs of the finding classifier that judges images")
     gallery_size: int = Field(16, ge=0)
+    report_metrics: tuple[ReportMetricSpec, ...] = Field(
+        default_factory=lambda: (ReportMetricSpec.model_validate({"name": "r2gen"}),),
+        description="report-metric protocols scoring generated reports against the held-out ones (paper: MeDiM's "
+        "NLTK/rouge numbers; r2gen: the chest X-ray literature's pycocoevalcap on R2Gen-cleaned text; coco: "
+        "captioning's, PTB-tokenised); [] = none",
+    )
+    bootstrap_resamples: int = Field(
+        1000,
+        ge=0,
+        description="percentile-bootstrap resamples over test items for every score's 95 % interval (seeded by "
+        "the run's seed); 0 = no intervals",
+    )
 
 
 class TokenizersConfig(_Section):

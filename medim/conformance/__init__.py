@@ -2,9 +2,9 @@
 
 `check_component(kind, name)` builds the component in a tiny standard environment
 (`medim.conformance.environment`) and runs its kind's ordered checks, one module per kind
-(backbones, tokenizers, layouts, noise, objectives, samplers, tasks, datasets); every check runs,
-and a failure says which contract broke, what was expected and what came instead. `medim check
-NAME` prints the results.
+(backbones, tokenizers, layouts, noise, objectives, samplers, tasks, datasets, report_metrics);
+every check runs, and a failure says which contract broke, what was expected and what came
+instead. `medim check NAME` prints the results.
 
 A component is built from its own defaults, unless its class has the optional hook
 
@@ -32,7 +32,17 @@ from typing import Any
 
 import torch
 
-from medim.conformance import backbones, datasets, layouts, noise, objectives, samplers, tasks, tokenizers
+from medim.conformance import (
+    backbones,
+    datasets,
+    layouts,
+    noise,
+    objectives,
+    report_metrics,
+    samplers,
+    tasks,
+    tokenizers,
+)
 from medim.conformance.checks import CheckResult, run_checks
 from medim.conformance.environment import TinyEnvironment
 from medim.errors import RegistryError
@@ -49,6 +59,7 @@ KINDS = {
     "objectives": objectives,
     "samplers": samplers,
     "tasks": tasks,
+    "report_metrics": report_metrics,
 }
 
 __all__ = ["KINDS", "CheckResult", "check_component", "component_kind", "describe_results"]

@@ -25,11 +25,16 @@ from medim.backbones.base import Backbone
 from medim.config import EvalConfig
 from medim.data.paired import PairedSplit
 from medim.errors import DataError
-from medim.evaluation.directions import DIRECTIONS, Direction
+from medim.evaluation.bootstrap import BootstrapSettings
+from medim.evaluation.confidence import finding_intervals
+from medim.evaluation.directions import DIRECTIONS, TEXT_GIVEN_IMAGE, Direction
 from medim.evaluation.finding_classifier import FindingClassifier
 from medim.evaluation.gallery import save_gallery
 from medim.evaluation.judge import finding_judge
 from medim.evaluation.likelihood import nelbo_metrics
+from medim.evaluation.metric_tables import write_markdown_table
+from medim.evaluation.report_html import write_html_report
+from medim.evaluation.report_scoring import random_training_reports, report_metric_blocks
 from medim.evaluation.task_scores import SCORERS, ScoringContext
 from medim.experiment import Experiment
 from medim.io import atomic_write_json
@@ -38,6 +43,7 @@ from medim.runs import load_run
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
 from medim.tasks.costs import DecodeStats
+from medim.versions import package_versions
 
 Outputs = tuple[np.ndarray | None, list[str] | None]
 
@@ -52,18 +58,35 @@ def evaluate_run(
     """
     experiment, backbone = load_run(run_dir, progress=progress, overrides=overrides)
     out = Path(out_dir) if out_dir else Path(run_dir) / "eval"
-    return evaluate(experiment, backbone, out, experiment.config.eval, progress)
+    return evaluate(experiment, backbone, out, experiment.config.eval, progress, run_dir=run_dir)
 
 
 def evaluate(
-    experiment: Experiment, backbone: Backbone, out_dir: Path, cfg: EvalConfig, progress: bool = True
+    experiment: Experiment,
+    backbone: Backbone,
+    out_dir: Path,
+    cfg: EvalConfig,
+    progress: bool = True,
+    *,
+    run_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Scores of each direction's generations, the held-out bound and the generation costs (module docstring)."""
+    """Scores of each direction's generations, the held-out bound and the generation costs (module docstring).
+
+    Writes metrics.json, items.json, metrics.md, report.html (with the training curves of `run_dir`, by default
+    the experiment's run directory), galleries and samples.json into `out_dir`.
+    """
     dataset = experiment.dataset
     held_out = dataset.split(cfg.split)
     n = min(cfg.num_samples, len(held_out))
     labels = dataset.finding_labels() if held_out.labels is not None else None
-    metrics: dict[str, Any] = {"split": cfg.split, "num_samples": n, "directions": {}, "skipped": {}}
+    metrics: dict[str, Any] = {
+        "split": cfg.split,
+        "num_samples": n,
+        "seed": experiment.config.seed,
+        "versions": package_versions(),
+        "directions": {},
+        "skipped": {},
+    }
 
     @functools.cache
     def judge() -> FindingClassifier:
@@ -74,6 +97,8 @@ def evaluate(
     if labels is not None:
         rng = np.random.default_rng(experiment.config.seed)
         context = ScoringContext(held_out, n, dataset.split("train"), labels, judge, rng)
+    bootstrap = BootstrapSettings(cfg.bootstrap_resamples, experiment.config.seed) if cfg.bootstrap_resamples else None
+    items: dict[str, Any] = {}
     answered: dict[Direction, MaskedDiffusionTask] = {}
     outputs: dict[Direction, Outputs] = {}
     cost: dict[str, DecodeStats] = {}
@@ -93,18 +118,54 @@ def evaluate(
             outputs[direction] = generate_held_out(
                 experiment, backbone, experiment.sampler, task, direction, count, cfg, cost[direction.name], progress
             )
+        if direction == TEXT_GIVEN_IMAGE and cfg.report_metrics:
+            _score_reports(metrics, outputs[direction][1], held_out, dataset, n, cfg, bootstrap, experiment.config.seed)
         if context is None:
-            metrics["skipped"][direction.name] = "the dataset has no finding labels, which every current score needs"
+            metrics["skipped"][direction.name] = (
+                f"finding scores: {dataset.missing_finding_labels_reason() or 'the dataset has no finding labels'}"
+            )
             continue
-        metrics["directions"][direction.name] = SCORERS[direction](*outputs[direction], context)
+        result = SCORERS[direction](*outputs[direction], context)
+        items[direction.name] = result.pop("items")
+        if bootstrap is not None:
+            result["intervals"] = finding_intervals(items[direction.name], labels.names, bootstrap)
+        metrics["directions"].setdefault(direction.name, {}).update(result)
     metrics.update(nelbo_metrics(experiment, backbone, cfg.split, list(answered)))
     metrics["cost"] = {name: stats.summary() for name, stats in cost.items()}
     metrics["sampler"] = experiment.config.sampler.block()
     metrics["decoding"] = {"num_steps": cfg.num_steps, "modality_steps": cfg.modality_steps, "cfg_scale": cfg.cfg_scale}
+    if bootstrap is not None and items:
+        metrics["bootstrap"] = bootstrap.describe()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
+    atomic_write_json(
+        out_dir / "items.json",
+        {"split": cfg.split, "num_samples": n, "labels": list(labels.names) if labels else None, "directions": items},
+    )
     write_samples(out_dir, cfg, outputs, held_out)
+    write_markdown_table(metrics, out_dir / "metrics.md")
+    write_html_report(run_dir or experiment.config.run_dir, out_dir, metrics, outputs, held_out)
     return metrics
+
+
+def _score_reports(
+    metrics: dict[str, Any],
+    reports: list[str],
+    held_out: PairedSplit,
+    dataset: Any,
+    n: int,
+    cfg: EvalConfig,
+    bootstrap: BootstrapSettings | None,
+    seed: int,
+) -> None:
+    """The report metrics of the reports written for the first n held-out images (`medim.evaluation.report_scoring`)."""
+    train_reports = dataset.split("train").reports
+    systems = {"model": reports, "baseline_random_train_report": random_training_reports(train_reports, n, seed)}
+    blocks, skipped = report_metric_blocks(cfg.report_metrics, systems, list(held_out.reports[:n]), bootstrap)
+    if blocks:
+        metrics["directions"].setdefault(TEXT_GIVEN_IMAGE.name, {})["report_metrics"] = blocks
+    for protocol, why in skipped.items():
+        metrics["skipped"][f"report_metrics.{protocol}"] = why
 
 
 def generate_held_out(
@@ -170,15 +231,18 @@ def write_samples(out_dir: Path, cfg: EvalConfig, outputs: dict[Direction, Outpu
 
 
 def summary_table(metrics: dict[str, Any]) -> str:
-    """The headline numbers as a small text table, the skipped directions and the held-out bounds."""
-    rows = [("direction", "system", "micro F1", "label acc", "exact")]
+    """The headline numbers as a small text table (micro F1 with its 95 % interval when bootstrapped), the
+    skipped directions and the held-out bounds."""
+    rows = [("direction", "system", "micro F1", "95 % interval", "label acc", "exact")]
     for direction, entry in metrics["directions"].items():
-        for system, scores in entry["scores"].items():
-            rows.append(_score_row(direction, system, scores))
+        for system, scores in entry.get("scores", {}).items():
+            interval = entry.get("intervals", {}).get(system, {}).get("micro_f1")
+            rows.append(_score_row(direction, system, scores, interval))
     if "judge" in metrics:
-        rows.append(_score_row("judge", "on held-out images", metrics["judge"]["on_reconstructed_images"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append(_score_row("judge", "on held-out images", metrics["judge"]["on_reconstructed_images"], None))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines += _report_metric_lines(metrics)
     lines += [f"{direction}: skipped ({reason})" for direction, reason in metrics["skipped"].items()]
     if metrics["nelbo"]:
         bounds = ", ".join(
@@ -188,6 +252,24 @@ def summary_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _score_row(direction: str, system: str, scores: dict[str, Any]) -> tuple[str, ...]:
+def _report_metric_lines(metrics: dict[str, Any]) -> list[str]:
+    """`text_given_image, protocol r2gen: bleu_1 0.412 [0.398, 0.427] ... (baseline_random_train_report: ...)`."""
+    lines = []
+    for direction, entry in metrics["directions"].items():
+        for protocol, block in entry.get("report_metrics", {}).items():
+            for system, scores in block["scores"].items():
+                interval = block["intervals"].get(system, {})
+                shown = ", ".join(
+                    f"{name} {value:.3f}" + (f" [{interval[name][0]:.3f}, {interval[name][1]:.3f}]" if name in interval
+                                             else "")
+                    for name, value in scores.items()
+                    if value is not None
+                )  # fmt: skip
+                lines.append(f"{direction}, report metrics (protocol {protocol}), {system}: {shown}")
+    return lines
+
+
+def _score_row(direction: str, system: str, scores: dict[str, Any], interval: list[float] | None) -> tuple[str, ...]:
     micro, accuracy, exact = scores["micro_f1"], scores["label_accuracy"], scores["exact_match"]
-    return direction, system, f"{micro:.3f}", f"{accuracy:.3f}", f"{exact:.3f}"
+    shown = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    return direction, system, f"{micro:.3f}", shown, f"{accuracy:.3f}", f"{exact:.3f}"

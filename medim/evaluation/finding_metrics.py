@@ -11,8 +11,10 @@ JSON-serialisable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypedDict
+
+import numpy as np
 
 
 class LabelScores(TypedDict):
@@ -109,3 +111,43 @@ def finding_scores(
         label_accuracy=_ratio(n * len(labels) - total_fp - total_fn, n * len(labels)),
         per_label=per_label,
     )
+
+
+def finding_statistic(
+    predicted: Sequence[frozenset[str]], reference: Sequence[frozenset[str]], labels: Sequence[str]
+) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """The summary scores of `finding_scores` on resamples of the items, vectorised for the bootstrap:
+    resamples [R, n] of item indices -> {micro_precision, micro_recall, micro_f1, macro_f1, exact_match,
+    label_accuracy: [R]}; on `arange(n)` it gives `finding_scores`' values (same 0/0 = 0.0 convention)."""
+    finding_scores(predicted, reference, labels)  # validates the inputs, with its messages
+    index = {label: k for k, label in enumerate(labels)}
+
+    def matrix(sets: Sequence[frozenset[str]]) -> np.ndarray:
+        out = np.zeros((len(sets), len(labels)), dtype=bool)
+        for row, findings in enumerate(sets):
+            out[row, [index[f] for f in findings]] = True
+        return out
+
+    p, r = matrix(predicted), matrix(reference)
+    tp, fp, fn = (p & r).astype(np.int64), (p & ~r).astype(np.int64), (~p & r).astype(np.int64)
+    exact = (p == r).all(axis=1).astype(np.float64)
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        return np.divide(numerator, denominator, out=np.zeros(numerator.shape), where=denominator > 0)
+
+    def statistic(indices: np.ndarray) -> dict[str, np.ndarray]:
+        label_tp, label_fp, label_fn = tp[indices].sum(1), fp[indices].sum(1), fn[indices].sum(1)  # [R, K]
+        total_tp, total_fp, total_fn = label_tp.sum(1), label_fp.sum(1), label_fn.sum(1)
+        label_f1 = ratio(2.0 * label_tp, 2.0 * label_tp + label_fp + label_fn)
+        seen = (label_tp + label_fp + label_fn) > 0
+        n = indices.shape[1]
+        return {
+            "micro_precision": ratio(total_tp, total_tp + total_fp),
+            "micro_recall": ratio(total_tp, total_tp + total_fn),
+            "micro_f1": ratio(2.0 * total_tp, 2.0 * total_tp + total_fp + total_fn),
+            "macro_f1": ratio((label_f1 * seen).sum(1), seen.sum(1)),
+            "exact_match": exact[indices].mean(1),
+            "label_accuracy": (n * len(labels) - total_fp - total_fn) / (n * len(labels)),
+        }
+
+    return statistic

@@ -49,34 +49,46 @@ class ScoringContext:
         return finding_scores(predicted, reference, self.labels.names)
 
 
+def scored(systems: dict[str, tuple[list[frozenset[str]], list[frozenset[str]]]], context: ScoringContext) -> dict:
+    """`scores` of each system's (predicted, reference) sets, and the sets themselves under `items` (per test
+    item, for bootstrap intervals and `medim compare`; `medim eval` writes them to items.json)."""
+    return {
+        "scores": {name: context.scores(predicted, reference) for name, (predicted, reference) in systems.items()},
+        "items": {
+            name: {"predicted": [sorted(s) for s in predicted], "reference": [sorted(s) for s in reference]}
+            for name, (predicted, reference) in systems.items()
+        },
+    }
+
+
 def reports_from_images(images: np.ndarray | None, reports: list[str], context: ScoringContext) -> dict[str, Any]:
     """Findings of generated reports against the true labels of the images they describe."""
     n, truth = context.n, context.truth
     random_train = [context.train.labels[i] for i in context.rng.integers(0, len(context.train), n)]
-    model = context.scores([context.labels.parse_report(r) for r in reports], truth)
-    return {
-        "scores": {
-            "model": model,
-            "baseline_majority": context.scores([context.majority()] * n, truth),
-            "baseline_random_train_report": context.scores(random_train, truth),
+    result = scored(
+        {
+            "model": ([context.labels.parse_report(r) for r in reports], truth),
+            "baseline_majority": ([context.majority()] * n, truth),
+            "baseline_random_train_report": (random_train, truth),
         },
-        "summary": {"f1": model["micro_f1"]},
-    }
+        context,
+    )
+    return {**result, "summary": {"f1": result["scores"]["model"]["micro_f1"]}}
 
 
 def images_from_reports(images: np.ndarray, reports: list[str] | None, context: ScoringContext) -> dict[str, Any]:
     """Findings the judge sees in generated images against the labels of the reports they were drawn from."""
     n, truth, judge = context.n, context.truth, context.judge()
     random_train = context.train.images[context.rng.integers(0, len(context.train), n)]
-    model = context.scores(judge_findings(judge, images), truth)
-    return {
-        "scores": {
-            "model": model,
-            "baseline_majority": context.scores([context.majority()] * n, truth),
-            "baseline_random_train_image": context.scores(judge_findings(judge, random_train), truth),
+    result = scored(
+        {
+            "model": (judge_findings(judge, images), truth),
+            "baseline_majority": ([context.majority()] * n, truth),
+            "baseline_random_train_image": (judge_findings(judge, random_train), truth),
         },
-        "summary": {"f1": model["micro_f1"]},
-    }
+        context,
+    )
+    return {**result, "summary": {"f1": result["scores"]["model"]["micro_f1"]}}
 
 
 def pairs(images: np.ndarray, reports: list[str], context: ScoringContext) -> dict[str, Any]:
@@ -84,12 +96,10 @@ def pairs(images: np.ndarray, reports: list[str], context: ScoringContext) -> di
     stated = [context.labels.parse_report(r) for r in reports]
     shown = judge_findings(context.judge(), images)
     shuffled = list(context.rng.permutation(np.array(shown, dtype=object)))
-    model = context.scores(stated, shown)
+    result = scored({"model_agreement": (stated, shown), "baseline_shuffled_pairs": (stated, shuffled)}, context)
     normal = float(np.mean([not s for s in stated]))
-    return {
-        "scores": {"model_agreement": model, "baseline_shuffled_pairs": context.scores(stated, shuffled)},
-        "summary": {"agreement_f1": model["micro_f1"], "normal_fraction": normal},
-    }
+    return {**result, "summary": {"agreement_f1": result["scores"]["model_agreement"]["micro_f1"],
+                                  "normal_fraction": normal}}  # fmt: skip
 
 
 #: The scorer of each direction.

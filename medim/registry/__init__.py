@@ -17,10 +17,11 @@ NOISE: Registry = Registry("noise", packages=["medim.noise"])
 SAMPLERS: Registry = Registry("samplers", packages=["medim.samplers"])
 OBJECTIVES: Registry = Registry("objectives", packages=["medim.objectives"])
 TASKS: Registry = Registry("tasks", packages=["medim.tasks"])
+REPORT_METRICS: Registry = Registry("report_metrics", packages=["medim.evaluation.report_metrics"])
 
 #: Every registry by kind name, in the order `medim list` shows them.
 ALL_REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (DATASETS, TOKENIZERS, LAYOUTS, BACKBONES, NOISE, OBJECTIVES, SAMPLERS, TASKS)
+    r.kind: r for r in (DATASETS, TOKENIZERS, LAYOUTS, BACKBONES, NOISE, OBJECTIVES, SAMPLERS, TASKS, REPORT_METRICS)
 }
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LAYOUTS",
     "NOISE",
     "OBJECTIVES",
+    "REPORT_METRICS",
     "SAMPLERS",
     "TASKS",
     "TOKENIZERS",

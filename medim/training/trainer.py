@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +74,7 @@ from medim.training.gallery import write_training_gallery
 from medim.training.loggers import MetricLogger, check_loggers, open_loggers
 from medim.training.schedules import lr_factor
 from medim.training.step_metrics import MicroStats, combine, micro_stats
+from medim.versions import package_versions
 
 __all__ = ["TrainResult", "batch_indices", "lr_factor", "step_generator", "train", "validation_losses"]
 
@@ -90,17 +88,6 @@ class TrainResult:
     run_dir: Path
     steps_done: int
     finished: bool
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a run depends on, recorded in each run directory."""
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("medim", "torch", "transformers", "accelerate", "pydantic", "sentencepiece", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def prepare_run_dir(config: ExperimentConfig, resume: bool) -> Path:

@@ -62,6 +62,8 @@ def test_a_sweep_trains_distinct_models_once_and_tabulates_every_run(
     )
     for row in rows.values():
         assert 0.0 <= float(row["text_given_image_f1"]) <= 1.0 and float(row["nfe_per_sample_image_given_text"]) == 4.0
+        low, f1, high = (float(row[f"text_given_image_f1{end}"]) for end in ("_ci95_low", "", "_ci95_high"))
+        assert low <= f1 <= high  # the model's F1 with its bootstrap interval
         assert 0.0 <= float(row["image_and_text_normal_fraction"]) <= 1.0 and float(row["nelbo_image_and_text"]) > 0
     assert float(rows["reference"]["nelbo_image_and_text_vs_first"]) == 0.0
     assert (

@@ -105,6 +105,25 @@ def test_eval_writes_scores_baselines_and_galleries(run_dir: Path, capsys: pytes
     out = capsys.readouterr().out
     assert "held-out negative ELBO (nats per token, ± standard error): text_given_image" in out
 
+    # every score with its bootstrap interval, from the per-item sets kept in items.json
+    assert metrics["bootstrap"]["resamples"] == 1000 and metrics["bootstrap"]["seed"] == 0
+    items = json.loads((run_dir / "eval" / "items.json").read_text())
+    for name, entry in directions.items():
+        for system, scores in entry["scores"].items():
+            low, high = entry["intervals"][system]["micro_f1"]
+            assert low <= scores["micro_f1"] <= high
+            kept = items["directions"][name][system]
+            assert len(kept["predicted"]) == len(kept["reference"]) == scores["n"]
+    model = directions["text_given_image"]["intervals"]["model"]["micro_f1"]
+    assert f"[{model[0]:.3f}, {model[1]:.3f}]" in out
+
+    # the tables a person reads: markdown and one self-contained HTML page with the images inlined
+    markdown = (run_dir / "eval" / "metrics.md").read_text()
+    assert f"{directions['text_given_image']['scores']['model']['micro_f1']:.3f}" in markdown
+    page = (run_dir / "eval" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 8 and "<svg" in page  # sample images and training curves
+    assert metrics["seed"] == 0 and metrics["versions"]["torch"]
+
 
 def test_a_missing_tokenizer_file_leaves_no_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(

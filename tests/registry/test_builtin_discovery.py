@@ -30,6 +30,7 @@ PACKAGES_BY_KIND = {
     "objectives": ("medim.objectives",),
     "samplers": ("medim.samplers",),
     "tasks": ("medim.tasks",),
+    "report_metrics": ("medim.evaluation.report_metrics",),
 }
 PACKAGES = sorted({package for packages in PACKAGES_BY_KIND.values() for package in packages})
 

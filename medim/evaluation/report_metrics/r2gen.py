@@ -1,0 +1,69 @@
+"""`r2gen`: the metrics the chest X-ray report-generation literature reports (R2Gen, R2GenCMN, PromptMRG, ...).
+
+Both texts of each pair are cleaned by R2Gen's cleaner (r2gen_cleaning.py; `cleaner: mimic_cxr` or
+`iu_xray`), then scored by pycocoevalcap's Bleu(4), Meteor, Rouge and Cider called directly on the
+cleaned strings, with no PTB tokenizer (R2Gen's modules/metrics.py), corpus-level (coco_caption.py).
+`max_words` truncates each cleaned report to its first words as PromptMRG does (`my_pre_caption`,
+100 words, split on single spaces). R2Gen itself also maps words outside its training vocabulary to
+`<unk>` and joins tokens with single spaces before scoring; neither is done here (the vocabulary
+belongs to R2Gen's training set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from medim.evaluation.report_metrics.base import ProtocolParams, ReportMetric, ReportScores
+from medim.evaluation.report_metrics.coco_caption import FAMILIES, score_captions
+from medim.evaluation.report_metrics.r2gen_cleaning import CLEANERS
+from medim.evaluation.report_metrics.requirements import missing_java, missing_packages
+from medim.registry import REPORT_METRICS
+
+
+@REPORT_METRICS.register("r2gen")
+class R2GenProtocol(ReportMetric):
+    """R2Gen-family metrics: R2Gen's report cleaning, then pycocoevalcap BLEU-1..4, METEOR, ROUGE-L, CIDEr (corpus)."""
+
+    protocol = "r2gen"
+    FAMILIES = FAMILIES
+
+    class Params(ProtocolParams):
+        cleaner: Literal["mimic_cxr", "iu_xray"] = Field(
+            "mimic_cxr", description="R2Gen's clean_report_mimic_cxr or clean_report_iu_xray"
+        )
+        max_words: int | None = Field(
+            None, ge=1, description="keep the first max_words words of each cleaned report (PromptMRG: 100)"
+        )
+        metrics: tuple[Literal["bleu", "meteor", "rouge", "cider"], ...] = Field(
+            ("bleu", "meteor", "rouge", "cider"), description="metric families to compute"
+        )
+
+    @classmethod
+    def example_params(cls, workdir: Path) -> dict[str, Any]:
+        """The conformance checks leave METEOR out: its Java process takes seconds to start
+        (tests/evaluation/report_metrics checks METEOR against pycocoevalcap)."""
+        return {"metrics": ["bleu", "rouge", "cider"]}
+
+    def missing_requirements(self) -> list[str]:
+        problems = [missing_packages("pycocoevalcap")]
+        if "meteor" in self.params.metrics:
+            problems.append(missing_java())
+        return [problem for problem in problems if problem is not None]
+
+    def prepare(self, report: str) -> str:
+        """One report as this protocol scores it: cleaned, then truncated to `max_words`."""
+        cleaned = CLEANERS[self.params.cleaner](report)
+        if self.params.max_words is None:
+            return cleaned
+        return " ".join(cleaned.split(" ")[: self.params.max_words])
+
+    def _score(self, candidates: list[str], references: list[str]) -> ReportScores:
+        return score_captions(
+            self.protocol,
+            [self.prepare(text) for text in candidates],
+            [self.prepare(text) for text in references],
+            self.params.metrics,
+        )
