@@ -19,5 +19,5 @@ names the fix.
 #: Modules here that hold shared machinery and register no protocol. The registry imports every module
 #: of this package on its first lookup; tests/registry/test_builtin_discovery.py checks this list.
 SUPPORT_MODULES: frozenset[str] = frozenset(
-    {"base", "coco_caption", "meteor_stats", "r2gen_cleaning", "requirements", "setup"}
+    {"base", "coco_caption", "meteor_stats", "pycocoevalcap_base", "r2gen_cleaning", "requirements", "setup"}
 )

@@ -9,14 +9,10 @@ COCOEvalCap also runs, is left out: it needs Stanford models downloaded at run t
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field
-
-from medim.evaluation.report_metrics.base import ProtocolParams, ReportMetric, ReportScores, refuse_line_breaks
-from medim.evaluation.report_metrics.coco_caption import FAMILIES, score_captions
-from medim.evaluation.report_metrics.requirements import missing_java, missing_packages
+from medim.evaluation.report_metrics.base import ReportScores, refuse_line_breaks
+from medim.evaluation.report_metrics.coco_caption import score_captions
+from medim.evaluation.report_metrics.pycocoevalcap_base import CaptionMetricParams, PycocoevalcapProtocol
+from medim.evaluation.report_metrics.requirements import missing_java
 from medim.registry import REPORT_METRICS
 
 #: Characters the PTB tokenizer reads as line ends, shifting every later text (it turns "\n" into a space itself).
@@ -24,26 +20,16 @@ PTB_LINE_BREAKS = "\r\x0b\x0c\u2028\u2029"
 
 
 @REPORT_METRICS.register("coco")
-class CocoProtocol(ReportMetric):
+class CocoProtocol(PycocoevalcapProtocol):
     """COCO captioning metrics: pycocoevalcap's PTB tokenizer, then BLEU-1..4, METEOR 1.5, ROUGE-L, CIDEr-D."""
 
     protocol = "coco"
-    FAMILIES = FAMILIES
 
-    class Params(ProtocolParams):
-        metrics: tuple[Literal["bleu", "meteor", "rouge", "cider"], ...] = Field(
-            ("bleu", "meteor", "rouge", "cider"), description="metric families to compute"
-        )
-
-    @classmethod
-    def example_params(cls, workdir: Path) -> dict[str, Any]:
-        """The conformance checks leave METEOR out: its Java process takes seconds to start
-        (tests/evaluation/report_metrics checks METEOR against pycocoevalcap)."""
-        return {"metrics": ["bleu", "rouge", "cider"]}
+    Params = CaptionMetricParams
 
     def missing_requirements(self) -> list[str]:
-        problems = [missing_packages("pycocoevalcap"), missing_java()]  # the PTB tokenizer runs in Java
-        return [problem for problem in problems if problem is not None]
+        java = missing_java()  # the PTB tokenizer runs in Java
+        return self.missing_packages() + ([java] if java is not None else [])
 
     def tokenize(self, texts: list[str], what: str = "texts") -> list[str]:
         """Texts as COCOEvalCap scores them: PTB-tokenised by pycocoevalcap's PTBTokenizer, in one Java call."""

@@ -11,47 +11,35 @@ belongs to R2Gen's training set).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from medim.evaluation.report_metrics.base import ProtocolParams, ReportMetric, ReportScores
-from medim.evaluation.report_metrics.coco_caption import FAMILIES, score_captions
+from medim.evaluation.report_metrics.base import ReportScores
+from medim.evaluation.report_metrics.coco_caption import score_captions
+from medim.evaluation.report_metrics.pycocoevalcap_base import CaptionMetricParams, PycocoevalcapProtocol
 from medim.evaluation.report_metrics.r2gen_cleaning import CLEANERS
-from medim.evaluation.report_metrics.requirements import missing_java, missing_packages
+from medim.evaluation.report_metrics.requirements import missing_java
 from medim.registry import REPORT_METRICS
 
 
 @REPORT_METRICS.register("r2gen")
-class R2GenProtocol(ReportMetric):
+class R2GenProtocol(PycocoevalcapProtocol):
     """R2Gen-family metrics: R2Gen's report cleaning, then pycocoevalcap BLEU-1..4, METEOR, ROUGE-L, CIDEr (corpus)."""
 
     protocol = "r2gen"
-    FAMILIES = FAMILIES
 
-    class Params(ProtocolParams):
+    class Params(CaptionMetricParams):
         cleaner: Literal["mimic_cxr", "iu_xray"] = Field(
             "mimic_cxr", description="R2Gen's clean_report_mimic_cxr or clean_report_iu_xray"
         )
         max_words: int | None = Field(
             None, ge=1, description="keep the first max_words words of each cleaned report (PromptMRG: 100)"
         )
-        metrics: tuple[Literal["bleu", "meteor", "rouge", "cider"], ...] = Field(
-            ("bleu", "meteor", "rouge", "cider"), description="metric families to compute"
-        )
-
-    @classmethod
-    def example_params(cls, workdir: Path) -> dict[str, Any]:
-        """The conformance checks leave METEOR out: its Java process takes seconds to start
-        (tests/evaluation/report_metrics checks METEOR against pycocoevalcap)."""
-        return {"metrics": ["bleu", "rouge", "cider"]}
 
     def missing_requirements(self) -> list[str]:
-        problems = [missing_packages("pycocoevalcap")]
-        if "meteor" in self.params.metrics:
-            problems.append(missing_java())
-        return [problem for problem in problems if problem is not None]
+        java = missing_java() if "meteor" in self.params.metrics else None
+        return self.missing_packages() + ([java] if java is not None else [])
 
     def prepare(self, report: str) -> str:
         """One report as this protocol scores it: cleaned, then truncated to `max_words`."""
