@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart lint test test-all format clean-runs
+.PHONY: install quickstart lint test test-all test-image-metrics format clean-runs
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,22 @@ test: lint
 # everything, as CI runs it
 test-all: lint
 	$(BIN)/python -m pytest -q
+
+# The image metrics (FID via pytorch-fid, KID/IS via torch-fidelity) import torchvision, and no torchvision imports
+# beside the CPU torch 2.13.0 pin, so they get a venv of their own with a matching pair (torch 2.14.1 and torchvision
+# 0.29.1 lie on these machines' disk; elsewhere pip downloads a CUDA build, several GB). Their tests skip in .venv.
+IMAGE_VENV ?= .venv-image-metrics
+IMAGE_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+$(IMAGE_VENV)/.installed: pyproject.toml
+	test -x $(IMAGE_VENV)/bin/python || $(PYTHON) -m venv $(IMAGE_VENV)
+	$(IMAGE_VENV)/bin/python -c "import torchvision" 2>/dev/null || $(IMAGE_VENV)/bin/pip install -q $(IMAGE_TORCH)
+	$(IMAGE_VENV)/bin/pip install -q -e ".[dev,metrics,image-metrics]"
+	touch $@
+
+test-image-metrics: $(IMAGE_VENV)/.installed
+	$(IMAGE_VENV)/bin/python -m pytest -q tests/evaluation/image_metrics tests/conformance/test_conformance_registered.py \
+		-k "image_metrics or feature_extractors"
 
 format: install
 	$(BIN)/ruff format .

@@ -26,6 +26,7 @@ from medim.config.components import (
     TaskSpec,
     TokenizerSpec,
 )
+from medim.config.image_metrics import ImageMetricsConfig
 from medim.config.loading import (
     apply_overrides,
     changed_keys,
@@ -168,6 +169,11 @@ class EvalConfig(_Section):
         description="report-metric protocols scoring generated reports against the held-out ones (paper: MeDiM's "
         "NLTK/rouge numbers; r2gen: the chest X-ray literature's pycocoevalcap on R2Gen-cleaned text; coco: "
         "captioning's, PTB-tokenised); [] = none",
+    )
+    image_metrics: ImageMetricsConfig | None = Field(
+        None,
+        description="FID (pytorch-fid), KID and Inception Score (torch-fidelity) of text->image samples against the "
+        "held-out images, from local weights files (the image-metrics extra); null = none",
     )
     bootstrap_resamples: int = Field(
         1000,

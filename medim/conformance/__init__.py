@@ -2,7 +2,8 @@
 
 `check_component(kind, name)` builds the component in a tiny standard environment
 (`medim.conformance.environment`) and runs its kind's ordered checks, one module per kind
-(backbones, tokenizers, layouts, noise, objectives, samplers, tasks, datasets, report_metrics);
+(backbones, tokenizers, layouts, noise, objectives, samplers, tasks, datasets, report_metrics,
+feature_extractors);
 every check runs, and a failure says which contract broke, what was expected and what came
 instead. `medim check NAME` prints the results.
 
@@ -35,6 +36,7 @@ import torch
 from medim.conformance import (
     backbones,
     datasets,
+    feature_extractors,
     layouts,
     noise,
     objectives,
@@ -60,6 +62,7 @@ KINDS = {
     "samplers": samplers,
     "tasks": tasks,
     "report_metrics": report_metrics,
+    "feature_extractors": feature_extractors,
 }
 
 __all__ = ["KINDS", "CheckResult", "check_component", "component_kind", "describe_results"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from medim.backbones.base import Backbone
@@ -27,12 +28,13 @@ from medim.data.paired import PairedSplit
 from medim.errors import DataError
 from medim.evaluation.bootstrap import BootstrapSettings
 from medim.evaluation.confidence import finding_intervals
-from medim.evaluation.directions import DIRECTIONS, TEXT_GIVEN_IMAGE, Direction
+from medim.evaluation.directions import DIRECTIONS, IMAGE_GIVEN_TEXT, TEXT_GIVEN_IMAGE, Direction
 from medim.evaluation.finding_classifier import FindingClassifier
 from medim.evaluation.gallery import save_gallery
+from medim.evaluation.image_scoring import FLOOR, check_image_metrics, floor_images, image_metric_blocks
 from medim.evaluation.judge import finding_judge
 from medim.evaluation.likelihood import nelbo_metrics
-from medim.evaluation.metric_tables import write_markdown_table
+from medim.evaluation.metric_tables import GROUPED_METRICS, format_number, write_markdown_table
 from medim.evaluation.report_html import write_html_report
 from medim.evaluation.report_scoring import random_training_reports, report_metric_blocks
 from medim.evaluation.task_scores import SCORERS, ScoringContext
@@ -75,6 +77,8 @@ def evaluate(
     Writes metrics.json, items.json, metrics.md, report.html (with the training curves of `run_dir`, by default
     the experiment's run directory), galleries and samples.json into `out_dir`.
     """
+    if cfg.image_metrics is not None:
+        check_image_metrics(cfg.image_metrics)  # before any generation: a missing file is found in seconds
     dataset = experiment.dataset
     held_out = dataset.split(cfg.split)
     n = min(cfg.num_samples, len(held_out))
@@ -118,8 +122,13 @@ def evaluate(
             outputs[direction] = generate_held_out(
                 experiment, backbone, experiment.sampler, task, direction, count, cfg, cost[direction.name], progress
             )
+        seed = experiment.config.seed
         if direction == TEXT_GIVEN_IMAGE and cfg.report_metrics:
-            _score_reports(metrics, outputs[direction][1], held_out, dataset, n, cfg, bootstrap, experiment.config.seed)
+            _score_reports(metrics, outputs[direction][1], held_out, dataset, n, cfg, bootstrap, seed)
+        if direction == IMAGE_GIVEN_TEXT and cfg.image_metrics is not None:
+            device = next(backbone.parameters()).device
+            train_images = dataset.split("train").images
+            _score_images(metrics, outputs[direction][0], held_out, train_images, cfg, bootstrap, seed, out_dir, device)
         if context is None:
             metrics["skipped"][direction.name] = (
                 f"finding scores: {dataset.missing_finding_labels_reason() or 'the dataset has no finding labels'}"
@@ -166,6 +175,31 @@ def _score_reports(
         metrics["directions"].setdefault(TEXT_GIVEN_IMAGE.name, {})["report_metrics"] = blocks
     for protocol, why in skipped.items():
         metrics["skipped"][f"report_metrics.{protocol}"] = why
+
+
+def _score_images(
+    metrics: dict[str, Any],
+    images: np.ndarray,
+    held_out: PairedSplit,
+    train_images: Any,
+    cfg: EvalConfig,
+    bootstrap: BootstrapSettings | None,
+    seed: int,
+    out_dir: Path,
+    device: torch.device,
+) -> None:
+    """The image metrics of the images drawn for the first n held-out reports (`medim.evaluation.image_scoring`),
+    beside the floor of n real training images; their features are saved into `out_dir`."""
+    n = len(images)
+    systems = {"model": images}
+    floor = floor_images(train_images, n, seed)
+    if floor is None:
+        metrics["skipped"][f"image_metrics.{FLOOR}"] = f"the training split has fewer than {n} images"
+    else:
+        systems[FLOOR] = floor
+    reference = np.asarray(held_out.images[:n])
+    blocks = image_metric_blocks(cfg.image_metrics, systems, reference, bootstrap, out_dir, device=device)
+    metrics["directions"].setdefault(IMAGE_GIVEN_TEXT.name, {})["image_metrics"] = blocks
 
 
 def generate_held_out(
@@ -242,7 +276,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
         rows.append(_score_row("judge", "on held-out images", metrics["judge"]["on_reconstructed_images"], None))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines += _report_metric_lines(metrics)
+    lines += _grouped_metric_lines(metrics)
     lines += [f"{direction}: skipped ({reason})" for direction, reason in metrics["skipped"].items()]
     if metrics["nelbo"]:
         bounds = ", ".join(
@@ -252,20 +286,23 @@ def summary_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _report_metric_lines(metrics: dict[str, Any]) -> list[str]:
-    """`text_given_image, protocol r2gen: bleu_1 0.412 [0.398, 0.427] ... (baseline_random_train_report: ...)`."""
+def _grouped_metric_lines(metrics: dict[str, Any]) -> list[str]:
+    """Report and image metrics, a line per system: `text_given_image, report metrics (protocol r2gen), model:
+    bleu_1 0.412 [0.398, 0.427], ...`."""
     lines = []
     for direction, entry in metrics["directions"].items():
-        for protocol, block in entry.get("report_metrics", {}).items():
-            for system, scores in block["scores"].items():
-                interval = block["intervals"].get(system, {})
-                shown = ", ".join(
-                    f"{name} {value:.3f}" + (f" [{interval[name][0]:.3f}, {interval[name][1]:.3f}]" if name in interval
-                                             else "")
-                    for name, value in scores.items()
-                    if value is not None
-                )  # fmt: skip
-                lines.append(f"{direction}, report metrics (protocol {protocol}), {system}: {shown}")
+        for group, named_by in GROUPED_METRICS.items():
+            for label, block in entry.get(group, {}).items():
+                for system, scores in block["scores"].items():
+                    interval = block["intervals"].get(system, {})
+                    shown = ", ".join(
+                        f"{name} {format_number(value)}"
+                        + (f" [{format_number(interval[name][0])}, {format_number(interval[name][1])}]"
+                           if name in interval else "")
+                        for name, value in scores.items()
+                        if value is not None
+                    )  # fmt: skip
+                    lines.append(f"{direction}, {group.replace('_', ' ')} ({named_by} {label}), {system}: {shown}")
     return lines
 
 

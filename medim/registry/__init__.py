@@ -18,10 +18,24 @@ SAMPLERS: Registry = Registry("samplers", packages=["medim.samplers"])
 OBJECTIVES: Registry = Registry("objectives", packages=["medim.objectives"])
 TASKS: Registry = Registry("tasks", packages=["medim.tasks"])
 REPORT_METRICS: Registry = Registry("report_metrics", packages=["medim.evaluation.report_metrics"])
+#: Image encoders whose features FID and KID are computed on (`eval.image_metrics`).
+FEATURE_EXTRACTORS: Registry = Registry("feature_extractors", packages=["medim.evaluation.image_metrics.extractors"])
 
 #: Every registry by kind name, in the order `medim list` shows them.
 ALL_REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (DATASETS, TOKENIZERS, LAYOUTS, BACKBONES, NOISE, OBJECTIVES, SAMPLERS, TASKS, REPORT_METRICS)
+    r.kind: r
+    for r in (
+        DATASETS,
+        TOKENIZERS,
+        LAYOUTS,
+        BACKBONES,
+        NOISE,
+        OBJECTIVES,
+        SAMPLERS,
+        TASKS,
+        REPORT_METRICS,
+        FEATURE_EXTRACTORS,
+    )
 }
 
 __all__ = [
@@ -29,6 +43,7 @@ __all__ = [
     "BACKBONES",
     "DATASETS",
     "DISABLE_PLUGINS_ENV",
+    "FEATURE_EXTRACTORS",
     "LAYOUTS",
     "NOISE",
     "OBJECTIVES",

@@ -22,9 +22,10 @@ from medim.config import load_experiment
 from medim.conformance import check_component
 from medim.conformance.checks import CheckResult
 from medim.errors import ConfigError
+from medim.evaluation.image_metrics import FeatureExtractor
 from medim.experiment import build_experiment
 from medim.noise.base import MaskingSchedule, ScheduleParams
-from medim.registry import BACKBONES, NOISE, SAMPLERS, TOKENIZERS, Registry
+from medim.registry import BACKBONES, FEATURE_EXTRACTORS, NOISE, SAMPLERS, TOKENIZERS, Registry
 from medim.samplers.base import Sampler, SamplerOutput, StepContext
 from medim.samplers.maskgit import MaskGITSampler
 from medim.tokenizers.patch_kmeans import PatchKMeansTokenizer
@@ -101,6 +102,27 @@ class RisesAndFalls(MaskingSchedule):
 
     def time_at(self, masking: Tensor) -> Tensor:
         return torch.asin(2 * masking) / math.pi
+
+
+class CentresOnTheBatch(FeatureExtractor):
+    """An image encoder whose features are centred on their batch's mean: an image's features depend on its batch."""
+
+    weights_file = "centred.pt"
+    weights_source = "written by the test"
+
+    @classmethod
+    def example_params(cls, folder: Path) -> dict[str, str]:
+        torch.save(torch.nn.Linear(48, 6).state_dict(), folder / cls.weights_file)
+        return {"weights": str(folder / cls.weights_file)}
+
+    def _load(self, weights: Path) -> torch.nn.Module:
+        layer = torch.nn.Linear(48, 6)
+        layer.load_state_dict(torch.load(weights, weights_only=True))
+        return layer
+
+    def _forward(self, images: Tensor) -> dict[str, Tensor]:
+        features = self.model(torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1))
+        return {"features": features - features.mean(dim=0)}
 
 
 @pytest.fixture()
@@ -254,3 +276,10 @@ def test_cli_exit_codes(register, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == "medim: error: unknown component 'no_such_thing'. `medim list` shows them all.\n"
     assert main(["check", "maskgit", "--kind", "backbones"]) == 2
     assert capsys.readouterr().err.startswith("medim: error: unknown backbones 'maskgit'. Available backbones: ")
+
+
+def test_a_batch_dependent_feature_extractor_fails_in_contract_terms(register, workdir: Path) -> None:
+    register(FEATURE_EXTRACTORS, "test_centres_on_batch", CentresOnTheBatch)
+    failed = failures(check_component("feature_extractors", "test_centres_on_batch", workdir=workdir))
+    assert list(failed) == ["features do not depend on the batch"]
+    assert "must not depend on its batch: batch_size=3 vs 1 differ" in failed["features do not depend on the batch"]

@@ -57,3 +57,22 @@ def test_runs_scored_on_other_items_are_refused(
     assert "not scored on the same items: num_samples is 6 vs 4" in capsys.readouterr().err
     assert main(["compare", str(two), str(tmp_path)]) == 2
     assert "has no items.json" in capsys.readouterr().err
+
+
+def test_report_metrics_are_rescored_and_compared_item_by_item(
+    evaluations: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("pycocoevalcap", reason="the r2gen protocol needs the metrics extra")
+    two, eight, _ = evaluations
+    metrics = [json.loads((path / "metrics.json").read_text()) for path in (two, eight)]
+    blocks = [m["directions"]["text_given_image"].get("report_metrics", {}).get("r2gen") for m in metrics]
+    if blocks[0] is None:
+        pytest.skip(f"medim eval skipped the r2gen protocol here: {metrics[0]['skipped']}")
+    assert main(["compare", str(two), str(eight), "--resamples", "100", "--out", str(tmp_path / "c.json")]) == 0
+    compared = json.loads((tmp_path / "c.json").read_text())["directions"]["text_given_image"]
+    r2gen = compared["model, report metrics (r2gen)"]
+    assert set(r2gen) == set(blocks[0]["scores"]["model"])
+    for metric, entry in r2gen.items():  # A and B are each run's own corpus numbers, rescored from samples.json
+        assert entry["a"] == pytest.approx(blocks[0]["scores"]["model"][metric], rel=1e-9, abs=1e-12)
+        assert entry["b"] == pytest.approx(blocks[1]["scores"]["model"][metric], rel=1e-9, abs=1e-12)
+        assert entry["ci95"][0] <= entry["difference"] <= entry["ci95"][1] or entry["ci95"][0] == entry["ci95"][1]

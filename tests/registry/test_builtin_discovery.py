@@ -31,6 +31,7 @@ PACKAGES_BY_KIND = {
     "samplers": ("medim.samplers",),
     "tasks": ("medim.tasks",),
     "report_metrics": ("medim.evaluation.report_metrics",),
+    "feature_extractors": ("medim.evaluation.image_metrics.extractors",),
 }
 PACKAGES = sorted({package for packages in PACKAGES_BY_KIND.values() for package in packages})
 

@@ -16,8 +16,8 @@ The packages come with the `image-metrics` extra (`pip install 'medim[image-metr
 imported only when a metric runs, so this package imports without them.
 """
 
+from medim.config.image_metrics import CONFIG_KEY, FeatureExtractorSpec, ImageMetricsConfig
 from medim.evaluation.image_metrics.compute import image_metrics
-from medim.evaluation.image_metrics.config import CONFIG_KEY, FeatureExtractorSpec, ImageMetricsConfig
 from medim.evaluation.image_metrics.extractor import (
     FEATURE_EXTRACTORS,
     ExtractorParams,

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from medim.config.image_metrics import CONFIG_KEY, ImageMetricsConfig
 from medim.errors import ConfigError
-from medim.evaluation.image_metrics.config import CONFIG_KEY, ImageMetricsConfig
 from medim.evaluation.image_metrics.extractor import FeatureExtractor, check_images
 from medim.evaluation.image_metrics.extractors.pytorch_fid_inception import PytorchFidInception
 from medim.evaluation.image_metrics.extractors.torch_fidelity_inception import TorchFidelityInception
@@ -37,7 +37,7 @@ def _extractors(config: ImageMetricsConfig, device: str | torch.device) -> list[
         params = TorchFidelityInception.Params(weights=config.fidelity_weights)
         extractors.append(TorchFidelityInception(params, device=device, where=f"{CONFIG_KEY}.fidelity_weights"))
     for index, spec in enumerate(config.extractors):
-        extractors.append(spec.build(device=device, where=f"{CONFIG_KEY}.extractors[{index}].weights"))
+        extractors.append(spec.build(device=device, where=f"{CONFIG_KEY}.extractors[{index}].weights", name=spec.name))
     return extractors
 
 

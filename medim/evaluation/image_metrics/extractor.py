@@ -11,7 +11,9 @@ implement `_load(weights_path) -> nn.Module` and `_forward(images uint8 [B, 3, H
 [B, D]}`, and register it, in medim with `@register_extractor("name")` in a module of
 `medim/evaluation/image_metrics/extractors/`, or from another package through the entry-point group
 `medim.feature_extractors`. Then `eval.image_metrics.extractors: [{name: NAME, weights: PATH}]` adds
-`fid_NAME` and `kid_NAME` computed on its features.
+`fid_NAME` and `kid_NAME` computed on its features. `requirements` names the optional packages it
+imports, and an `example_params(folder)` hook that writes a weights file in the released format (random
+values) lets `medim check NAME` run its conformance checks.
 """
 
 from __future__ import annotations
@@ -26,11 +28,8 @@ import torch
 from pydantic import Field
 from tqdm import tqdm
 
-from medim.evaluation.image_metrics.weights import local_weights
-from medim.registry import ComponentParams, Registry
-
-#: Image encoders whose features FID and KID can be computed on.
-FEATURE_EXTRACTORS: Registry = Registry("feature_extractors", packages=["medim.evaluation.image_metrics.extractors"])
+from medim.evaluation.image_metrics.weights import ImageMetricsSetupError, import_optional, local_weights
+from medim.registry import FEATURE_EXTRACTORS, ComponentParams
 
 E = TypeVar("E", bound="FeatureExtractor")
 
@@ -64,17 +63,29 @@ def check_images(images: Any, what: str) -> np.ndarray:
 class FeatureExtractor:
     """An image encoder built from a local weights file; `features(images) -> [N, D]`."""
 
-    #: The registered name (set by `register_extractor`).
-    name: ClassVar[str]
+    #: The registered name: set on the class by `register_extractor`, or given when built (`name=`), as for a
+    #: class registered through an entry point; metrics computed on its features are named after it.
+    name: str
     #: The released weights file's name, named in errors.
     weights_file: ClassVar[str]
     #: Where that file is published, named in errors.
     weights_source: ClassVar[str]
+    #: The optional packages it imports, as (module, package) pairs.
+    requirements: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     Params = ExtractorParams
 
-    def __init__(self, params: ExtractorParams, *, device: str | torch.device = "cpu", where: str = "weights") -> None:
-        """Load the network from `params.weights` onto `device`; `where` is the config key named in errors."""
+    def __init__(
+        self,
+        params: ExtractorParams,
+        *,
+        device: str | torch.device = "cpu",
+        where: str = "weights",
+        name: str | None = None,
+    ) -> None:
+        """Load the network from `params.weights` onto `device`; `where` is the config key named in errors, `name`
+        the registered name when the class does not carry it."""
+        self.name = name or getattr(type(self), "name", type(self).__name__)
         self.params = params
         self.device = torch.device(device)
         self.where = where
@@ -87,6 +98,17 @@ class FeatureExtractor:
     def describe(cls) -> dict[str, Any]:
         """Facts for `medim info`: the weights file it needs and where it is published."""
         return {"weights_file": cls.weights_file, "weights_source": cls.weights_source}
+
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """Why each optional package it needs cannot be imported here (with the fix); empty when all can."""
+        missing = []
+        for module, package in cls.requirements:
+            try:
+                import_optional(module, package)
+            except ImageMetricsSetupError as exc:
+                missing.append(str(exc))
+        return missing
 
     def _load(self, weights: Path) -> torch.nn.Module:
         """The network with the weights of `weights` (an existing file)."""

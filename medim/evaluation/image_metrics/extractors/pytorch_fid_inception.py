@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from unittest import mock
 
 import torch
@@ -30,8 +30,16 @@ class PytorchFidInception(FeatureExtractor):
         "$TORCH_HOME/hub/checkpoints/, by default ~/.cache/torch/hub/checkpoints/"
     )
 
+    requirements = (("pytorch_fid.inception", "pytorch-fid"),)
+
     class Params(ExtractorParams):
         dims: Literal[64, 192, 768, 2048] = Field(2048, description="pytorch-fid's feature block (2048 = pool3)")
+
+    @classmethod
+    def example_params(cls, folder: Path) -> dict[str, Any]:
+        """A weights file in pytorch-fid's format (its state dict, random values) for the conformance checks."""
+        torch.save(random_inception_state_dict(), folder / cls.weights_file)
+        return {"weights": str(folder / cls.weights_file)}
 
     def _load(self, weights: Path) -> torch.nn.Module:
         inception = import_optional("pytorch_fid.inception", "pytorch-fid")
@@ -50,3 +58,13 @@ class PytorchFidInception(FeatureExtractor):
         if pred.shape[2:] != (1, 1):  # blocks below pool3, averaged as pytorch-fid's get_activations does
             pred = adaptive_avg_pool2d(pred, output_size=(1, 1))
         return {"features": pred.squeeze(3).squeeze(2)}
+
+
+def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of pytorch-fid's FID Inception with random weights: the keys and shapes of the released file."""
+    inception = import_optional("pytorch_fid.inception", "pytorch-fid")
+    no_download = mock.patch.object(inception, "load_state_dict_from_url", lambda url, progress=True: {})
+    keep_random = mock.patch.object(inception.torchvision.models.Inception3, "load_state_dict", lambda self, sd: None)
+    with torch.random.fork_rng(devices=[]), no_download, keep_random:
+        torch.manual_seed(seed)
+        return inception.fid_inception_v3().state_dict()

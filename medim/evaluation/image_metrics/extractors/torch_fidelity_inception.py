@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from medim.evaluation.image_metrics.extractor import FeatureExtractor, register_extractor
+from medim.evaluation.image_metrics.extractors.pytorch_fid_inception import random_inception_state_dict
 from medim.evaluation.image_metrics.weights import import_optional, load_state_dict, wrong_weights
 
 
@@ -25,6 +27,14 @@ class TorchFidelityInception(FeatureExtractor):
         "published with torch-fidelity at torch_fidelity.feature_extractor_inceptionv3.URL_INCEPTION_V3; "
         "torch-fidelity keeps its copy in $TORCH_HOME/hub/checkpoints/"
     )
+
+    requirements = (("torch_fidelity.feature_extractor_inceptionv3", "torch-fidelity"), ("pytorch_fid", "pytorch-fid"))
+
+    @classmethod
+    def example_params(cls, folder: Path) -> dict[str, Any]:
+        """A weights file with the released file's keys and shapes (random values) for the conformance checks."""
+        torch.save(random_inception_state_dict(), folder / cls.weights_file)
+        return {"weights": str(folder / cls.weights_file)}
 
     def _load(self, weights: Path) -> torch.nn.Module:
         module = import_optional("torch_fidelity.feature_extractor_inceptionv3", "torch-fidelity")

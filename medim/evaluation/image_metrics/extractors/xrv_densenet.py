@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn.functional import interpolate
@@ -31,6 +32,17 @@ class XrvDenseNet(FeatureExtractor):
 
     weights_file = WEIGHTS_FILE
     weights_source = f"torchxrayvision's release of {VARIANT} (torchxrayvision.models.model_urls['{VARIANT}'])"
+
+    requirements = (("torchxrayvision", "torchxrayvision"),)
+
+    @classmethod
+    def example_params(cls, folder: Path) -> dict[str, Any]:
+        """A weights file in the released format (a whole pickled DenseNet, random values) for conformance checks."""
+        xrv = import_optional("torchxrayvision", "torchxrayvision")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            torch.save(xrv.models.DenseNet(num_classes=18).eval(), folder / WEIGHTS_FILE)
+        return {"weights": str(folder / WEIGHTS_FILE)}
 
     def _load(self, weights: Path) -> torch.nn.Module:
         xrv = import_optional("torchxrayvision", "torchxrayvision")

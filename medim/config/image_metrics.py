@@ -23,16 +23,15 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from medim.config.components import ComponentSpec
-from medim.evaluation.image_metrics.extractor import FEATURE_EXTRACTORS
-from medim.evaluation.image_metrics.extractors.pytorch_fid_inception import PytorchFidInception
-from medim.evaluation.image_metrics.extractors.torch_fidelity_inception import TorchFidelityInception
-from medim.evaluation.image_metrics.weights import WeightsError, local_weights
-from medim.registry import Registry
+from medim.registry import FEATURE_EXTRACTORS, Registry
 
 #: Where the block sits in an experiment; errors name keys under it.
 CONFIG_KEY = "eval.image_metrics"
 
 ImageMetricName = Literal["fid", "kid", "is"]
+
+#: The registered extractors behind FID, and behind KID and the Inception Score.
+FID_EXTRACTOR, FIDELITY_EXTRACTOR = "pytorch_fid_inception", "torch_fidelity_inception"
 
 
 class FeatureExtractorSpec(ComponentSpec):
@@ -48,10 +47,10 @@ class ImageMetricsConfig(BaseModel):
 
     metrics: tuple[ImageMetricName, ...] = Field(("fid", "kid", "is"), description="which image metrics to compute")
     inception_weights: str | None = Field(
-        None, description=f"local path of pytorch-fid's {PytorchFidInception.weights_file} (FID)"
+        None, description="local path of pytorch-fid's pt_inception-2015-12-05-6726825d.pth (FID)"
     )
     fidelity_weights: str | None = Field(
-        None, description=f"local path of torch-fidelity's {TorchFidelityInception.weights_file} (KID and IS)"
+        None, description="local path of torch-fidelity's weights-inception-2015-12-05-6726825d.pth (KID and IS)"
     )
     fid_dims: Literal[64, 192, 768, 2048] = Field(2048, description="pytorch-fid's feature block (2048 = pool3)")
     kid_subsets: PositiveInt = Field(100, description="KID subsets (torch-fidelity's default)")
@@ -81,15 +80,20 @@ class ImageMetricsConfig(BaseModel):
         """(configured path, expected file, config key, source) of every weights file the chosen metrics read."""
         files = []
         if "fid" in self.metrics:
-            files.append((self.inception_weights, PytorchFidInception, f"{CONFIG_KEY}.inception_weights"))
+            fid = FEATURE_EXTRACTORS.get(FID_EXTRACTOR).cls
+            files.append((self.inception_weights, fid, f"{CONFIG_KEY}.inception_weights"))
         if {"kid", "is"} & set(self.metrics):
-            files.append((self.fidelity_weights, TorchFidelityInception, f"{CONFIG_KEY}.fidelity_weights"))
+            fidelity = FEATURE_EXTRACTORS.get(FIDELITY_EXTRACTOR).cls
+            files.append((self.fidelity_weights, fidelity, f"{CONFIG_KEY}.fidelity_weights"))
         for index, spec in enumerate(self.extractors):
             files.append((spec.params.weights, spec.entry_class(), f"{CONFIG_KEY}.extractors[{index}].weights"))
         return [(path, cls.weights_file, key, cls.weights_source) for path, cls, key in files]
 
     def problems(self) -> list[str]:
         """Every weights file that is not configured or not there, one sentence each; empty when all are."""
+        # imported here: medim.evaluation.image_metrics imports this module
+        from medim.evaluation.image_metrics.weights import WeightsError, local_weights
+
         problems = []
         for path, expected_file, key, source in self.weights_files():
             try:
