@@ -243,11 +243,14 @@ def _row(
             row[f"nelbo_{name}_vs_first"] = None if paired is None else paired[0]
             row[f"nelbo_{name}_vs_first_stderr"] = None if paired is None else paired[1]
     for name, entry in metrics["directions"].items():
-        row.update({f"{name}_{key}": value for key, value in entry["summary"].items()})
-        model = next(iter(entry["scores"]))  # the model's own system comes first, before the baselines
-        interval = entry.get("intervals", {}).get(model, {}).get("micro_f1")
-        if interval is not None:
-            row[f"{name}_f1_ci95_low"], row[f"{name}_f1_ci95_high"] = interval
+        row.update({f"{name}_{key}": value for key, value in entry.get("summary", {}).items()})
+        if "scores" in entry:  # finding scores (datasets with finding labels)
+            model = next(iter(entry["scores"]))  # the model's own system comes first, before the baselines
+            interval = entry.get("intervals", {}).get(model, {}).get("micro_f1")
+            if interval is not None:
+                row[f"{name}_f1_ci95_low"], row[f"{name}_f1_ci95_high"] = interval
+        if "consistency" in entry:
+            row[f"{name}_self_inconsistent"] = entry["consistency"]["scores"]["model"]["self_inconsistent"]
     for name, cost in metrics["cost"].items():
         row[f"nfe_per_sample_{name}"] = cost["network_evaluations_per_sample"]
         row[f"seconds_per_sample_{name}"] = cost["seconds_per_sample"]

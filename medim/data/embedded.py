@@ -20,7 +20,7 @@ from medim.data import phantom_cxr, phantom_pathology, phantoms, reports
 from medim.data.findings import FINDINGS_BY_DOMAIN
 from medim.data.paired import FindingLabels, PairedDataset, PairedSplit
 from medim.data.phantoms import make_sample
-from medim.data.reports import parse_report
+from medim.data.reports import contradicted_findings, parse_report
 from medim.io import atomic_write, cache_root, stable_hash
 from medim.registry import DATASETS, ComponentParams
 
@@ -66,8 +66,12 @@ class EmbeddedPhantoms(PairedDataset):
         """Finding labels a (possibly generated) report states, in any of the dataset's domains."""
         return frozenset().union(*(parse_report(domain, text) for domain in self.domains))
 
+    def contradictions(self, text: str) -> frozenset[str]:
+        """Findings a (possibly generated) report both states and denies, in any of the dataset's domains."""
+        return frozenset().union(*(contradicted_findings(domain, text) for domain in self.domains))
+
     def finding_labels(self) -> FindingLabels:
-        return FindingLabels(self.findings, self.parse_report)
+        return FindingLabels(self.findings, self.parse_report, self.contradictions)
 
     def _count(self, split: str) -> int:
         return {"train": self.params.num_train, "val": self.params.num_val, "test": self.params.num_test}[split]

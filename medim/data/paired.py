@@ -156,6 +156,8 @@ class FindingLabels:
 
     names: tuple[str, ...]
     parse_report: Callable[[str], frozenset[str]]
+    #: The findings a report both states and denies, where the parser can tell (`medim eval`'s consistency count).
+    contradictions: Callable[[str], frozenset[str]] | None = None
 
 
 class PairedDataset:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from medim.data.findings import FINDINGS_BY_DOMAIN
 from medim.data.paired import FindingLabels
-from medim.data.reports import parse_report
+from medim.data.reports import contradicted_findings, parse_report
 
 #: `report_parser` values of datasets that read labels from files: none, or the phantom domains' parsers.
 ReportParserName = Literal["none", "phantom_cxr", "phantom_pathology", "phantom_mixed"]
@@ -31,7 +31,10 @@ def report_parser(name: str) -> FindingLabels | None:
     def parse(text: str) -> frozenset[str]:
         return frozenset().union(*(parse_report(domain, text) for domain in domains))
 
-    return FindingLabels(names, parse)
+    def contradictions(text: str) -> frozenset[str]:
+        return frozenset().union(*(contradicted_findings(domain, text) for domain in domains))
+
+    return FindingLabels(names, parse, contradictions)
 
 
 def parser_named_for(labels: FindingLabels | None) -> str:

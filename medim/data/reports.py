@@ -311,11 +311,31 @@ def _expand(concept: _Concept, inside: str, before: str, after: str) -> set[str]
     return {concept.label.format(side=side, zone=zone) for side in sides for zone in zones}
 
 
-def _parse_clause(clause: str, concepts: Sequence[_Concept]) -> set[str]:
+#: Statements that deny a finding family without a negation cue ("heart size is normal"), by domain.
+_NORMAL_STATEMENTS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    "cxr": (
+        (
+            "cardiomegaly",
+            re.compile(r"\b(?:heart\s+size\s+is\s+normal|normal\s+(?:heart\s+size|cardiac\s+silhouette))"),
+        ),
+        ("effusion", re.compile(r"\bcostophrenic\s+angles\s+are\s+sharp")),
+    ),
+    "pathology": (),
+}
+
+
+def _family(label: str) -> str:
+    """`effusion_{side}` -> `effusion`: the finding a concept names, whatever its side or zone."""
+    return label.split("_{", 1)[0]
+
+
+def _parse_clause(clause: str, concepts: Sequence[_Concept]) -> tuple[set[str], set[tuple[str, str | None]]]:
+    """(labels the clause states, (family, side or None) it denies)."""
     mentions = sorted(
         (match.start(), match.end(), concept) for concept in concepts for match in concept.pattern.finditer(clause)
     )
     labels: set[str] = set()
+    denied: set[tuple[str, str | None]] = set()
     for i, (start, end, concept) in enumerate(mentions):
         previous_end = max([0] + [e for _, e, _ in mentions[:i] if e <= start])
         next_start = mentions[i + 1][0] if i + 1 < len(mentions) else len(clause)
@@ -323,7 +343,13 @@ def _parse_clause(clause: str, concepts: Sequence[_Concept]) -> set[str]:
         negated = bool(_PRE_NEGATION.search(clause[:end])) or bool(_POST_NEGATION.match(after))
         if not negated:
             labels |= _expand(concept, clause[start:end], clause[previous_end:start], after)
-    return labels
+        elif "{side}" in concept.label:
+            side = _nearest(_SIDE, clause[start:end], clause[previous_end:start], after)
+            sides = [side] if side in ("left", "right") else [None]
+            denied |= {(_family(concept.label), s) for s in sides}
+        else:
+            denied.add((_family(concept.label), None))
+    return labels, denied
 
 
 def parse_report(domain: str, text: str) -> frozenset[str]:
@@ -336,10 +362,32 @@ def parse_report(domain: str, text: str) -> frozenset[str]:
     raises on odd text: unrecognised input yields an empty set. Only labels of
     the domain's vocabulary are returned.
     """
+    return _stated_and_denied(domain, text)[0]
+
+
+def _stated_and_denied(domain: str, text: str) -> tuple[frozenset[str], set[tuple[str, str | None]]]:
     vocabulary = findings_for(domain)
     if not isinstance(text, str):
-        return frozenset()
+        return frozenset(), set()
     labels: set[str] = set()
+    denied: set[tuple[str, str | None]] = set()
     for clause in _CLAUSE_BREAK.split(_normalise(text)):
-        labels |= _parse_clause(clause, _CONCEPTS[domain])
-    return frozenset(labels.intersection(vocabulary))
+        stated, negated = _parse_clause(clause, _CONCEPTS[domain])
+        labels |= stated
+        denied |= negated
+        denied |= {(family, None) for family, pattern in _NORMAL_STATEMENTS[domain] if pattern.search(clause)}
+    return frozenset(labels.intersection(vocabulary)), denied
+
+
+def contradicted_findings(domain: str, text: str) -> frozenset[str]:
+    """Findings a report both states and denies ("The heart is enlarged. Heart size is normal.", "No pleural
+    effusion. Right pleural effusion."): a stated label whose family is denied on its side or on no named side.
+    The denials are the parser's negated mentions and a few normal statements with no negation cue."""
+    stated, denied = _stated_and_denied(domain, text)
+    contradicted = set()
+    for label in stated:
+        family = next(_family(c.label) for c in _CONCEPTS[domain] if label.startswith(_family(c.label)))
+        side = next((s for s in ("left", "right") if f"_{s}" in label), None)
+        if (family, None) in denied or (side is not None and (family, side) in denied):
+            contradicted.add(label)
+    return frozenset(contradicted)

@@ -28,6 +28,7 @@ from medim.data.paired import PairedSplit
 from medim.errors import DataError
 from medim.evaluation.bootstrap import BootstrapSettings
 from medim.evaluation.confidence import finding_intervals
+from medim.evaluation.consistency import consistency_block
 from medim.evaluation.directions import DIRECTIONS, IMAGE_GIVEN_TEXT, TEXT_GIVEN_IMAGE, Direction
 from medim.evaluation.finding_classifier import FindingClassifier
 from medim.evaluation.gallery import save_gallery
@@ -129,6 +130,10 @@ def evaluate(
             device = next(backbone.parameters()).device
             train_images = dataset.split("train").images
             _score_images(metrics, outputs[direction][0], held_out, train_images, cfg, bootstrap, seed, out_dir, device)
+        if outputs[direction][1] is not None:
+            metrics["directions"].setdefault(direction.name, {})["consistency"] = _consistency(
+                outputs[direction][1], held_out.reports[:count], labels
+            )
         if context is None:
             metrics["skipped"][direction.name] = (
                 f"finding scores: {dataset.missing_finding_labels_reason() or 'the dataset has no finding labels'}"
@@ -175,6 +180,12 @@ def _score_reports(
         metrics["directions"].setdefault(TEXT_GIVEN_IMAGE.name, {})["report_metrics"] = blocks
     for protocol, why in skipped.items():
         metrics["skipped"][f"report_metrics.{protocol}"] = why
+
+
+def _consistency(reports: list[str], held_out_reports: Sequence[str], labels: Any) -> dict[str, Any]:
+    """The consistency block (`medim.evaluation.consistency`) of generated reports beside as many held-out ones."""
+    systems = {"model": reports, "held_out_reports": list(held_out_reports)}
+    return consistency_block(systems, labels.contradictions if labels is not None else None)
 
 
 def _score_images(
@@ -277,6 +288,11 @@ def summary_table(metrics: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines += _grouped_metric_lines(metrics)
+    for direction, entry in metrics["directions"].items():
+        if "consistency" in entry:
+            shares = {system: scores["self_inconsistent"] for system, scores in entry["consistency"]["scores"].items()}
+            shown = ", ".join(f"{system} {share:.1%}" for system, share in shares.items())
+            lines.append(f"{direction}, self-inconsistent reports (a finding stated and denied, or repeated): {shown}")
     lines += [f"{direction}: skipped ({reason})" for direction, reason in metrics["skipped"].items()]
     if metrics["nelbo"]:
         bounds = ", ".join(

@@ -10,6 +10,7 @@ where a *score block* is `{"scores": {system: {metric: number}}, "intervals":
     directions.<direction>                          a score block of finding scores (finding_metrics.FindingScores)
     directions.<direction>.report_metrics.<protocol> a score block (bleu_1..4, meteor, rouge_l, cider, ...)
     directions.<direction>.image_metrics.<features>  a score block (fid, kid, is, ...)
+    directions.<direction>.consistency               a score block (self_inconsistent, repeated_sentence, ...)
     bootstrap                                        how the intervals were made: {method, resamples, seed, level}
     judge                                            {system: finding scores}
     nelbo, nelbo_stderr                              {direction: number}
@@ -163,6 +164,9 @@ def score_tables(metrics: Mapping[str, Any]) -> list[Table]:
         if "scores" in entry:
             title = f"{name}: finding scores{_sample_count(entry['scores'])}"
             tables.append(_block_table(title, entry, FINDING_METRICS, where))
+        if "consistency" in entry:
+            title = f"{name}: self-inconsistent reports (share: a finding stated and denied, or a sentence repeated)"
+            tables.append(_block_table(title, entry["consistency"], None, f"{where}.consistency"))
         for group, named_by in GROUPED_METRICS.items():
             for label, block in entry.get(group, {}).items():
                 title = f"{name}: {display_name(group)} ({named_by}: {label})"

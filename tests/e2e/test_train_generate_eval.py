@@ -148,6 +148,8 @@ def test_eval_flags_override_the_run_config_and_are_validated(
     assert main(["eval", str(run_dir), "--samples", "4", "--steps", "2", "--cfg", "0", "--quiet"]) == 0
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["num_samples"] == 4 and metrics["directions"]["text_given_image"]["scores"]["model"]["n"] == 4
+    consistency = metrics["directions"]["text_given_image"]["consistency"]["scores"]
+    assert consistency["model"]["n"] == 4 and consistency["held_out_reports"]["self_inconsistent"] == 0
     first = json.loads((run_dir / "eval" / "metrics.json").read_text())["nelbo"]
     assert main(["eval", str(run_dir), "--samples", "4", "--steps", "3", "--quiet"]) == 0
     assert json.loads((run_dir / "eval" / "metrics.json").read_text())["nelbo"] == first  # fixed batches and noise
