@@ -73,7 +73,13 @@ def test_names_are_found_from_any_folder(tmp_path: Path, monkeypatch: pytest.Mon
     names = list_experiments()
     assert {"quickstart", "base", "ablations/arch_causal", "paper/medim"} <= set(names)
     assert not any(name.startswith("sweeps/") for name in names)
-    assert list_sweeps() == ["sweeps/objectives", "sweeps/samplers", "sweeps/schedules"]
+    assert list_sweeps() == [
+        "sweeps/learning_budget",
+        "sweeps/learning_decoding",
+        "sweeps/objectives",
+        "sweeps/samplers",
+        "sweeps/schedules",
+    ]
 
 
 def test_a_local_experiments_folder_comes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -348,7 +348,7 @@ def test_quickstart_by_name_resolves_every_default() -> None:
     assert config.backbone.params.num_kv_heads is None
     assert config.tokenizers.text.params.model_file is None
     assert config.tokenizers.image.params.iterations == 30
-    assert config.sampler.params.temperature == 1.0
+    assert config.sampler.params.temperature == 0.7  # the quickstart's own; maskgit's default is 1.0
     assert config.train.min_lr_ratio == 0.1 and config.eval.split == "test"
     assert config.run_dir == Path("runs") / "quickstart"
 
