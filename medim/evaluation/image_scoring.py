@@ -4,7 +4,7 @@ held-out reports against the held-out images, beside a floor: real training imag
 FID and KID are biased at the few hundred images an evaluation usually has, so a number alone says
 little; the floor (n real training images against the same n held-out images) is what a perfect
 generator would get at this sample size. Each score has its bootstrap interval over test items. The
-features are kept in `image_features.npz` (`ImageScores.save`), so `medim compare` can pair two runs
+features are kept in `image_features.<system>.npz` (`ImageScores.save`), so `medim compare` can pair two runs
 item by item. Everything the metrics need is checked before any generation starts
 (`check_image_metrics`): a missing weights file or package is an error naming the fix, not a crash
 after an hour of sampling.
