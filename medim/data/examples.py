@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from medim.data.scanned import split_by_hash
+from medim.data.scanned import SPLITS, split_by_hash
 
 #: The 14 observation columns of mimic-cxr-2.0.0-chexpert.csv, in the file's order.
 CHEXPERT_COLUMNS = (
@@ -324,3 +324,121 @@ def write_hf_dataset(root: Path, form: str = "saved") -> dict[str, Any]:
             for split, dataset in splits.items():
                 dataset.to_parquet(str(root / f"{split}-00000-of-00001.parquet"))
     return {"path": str(root)}
+
+
+#: Open-i reports for the fixtures: (split, sections, MeSH major terms, number of images). One has no FINDINGS,
+#: one has three images, one has the de-identification token XXXX, one has neither FINDINGS nor IMPRESSION.
+_OPENI_REPORTS = (
+    (
+        "train",
+        {
+            "findings": "The heart is normal in size. The mediastinum is unremarkable. The lungs are clear.",
+            "impression": "No acute disease.",
+        },
+        ("normal",),
+        2,
+    ),
+    (
+        "train",
+        {
+            "findings": "There is a small left pleural effusion. Heart size is enlarged. No pneumothorax.",
+            "impression": "Cardiomegaly with small left pleural effusion.",
+        },
+        ("Cardiomegaly/mild", "Pleural Effusion/left/small"),
+        2,
+    ),
+    ("train", {"findings": "", "impression": "Stable right upper lobe nodule."}, ("Nodule/lung/upper lobe/right",), 1),
+    (
+        "train",
+        {
+            "findings": "There are no XXXX of a pleural effusion. Cardiac silhouette within normal limits.",
+            "impression": "Normal chest x-XXXX.",
+        },
+        ("normal",),
+        3,
+    ),
+    (
+        "val",
+        {
+            "findings": "Left basilar opacity may represent atelectasis.",
+            "impression": "Left basilar atelectasis; pneumonia cannot be excluded.",
+        },
+        ("Opacity/lung/base/left", "Pulmonary Atelectasis/base/left"),
+        2,
+    ),
+    (
+        "test",
+        {
+            "findings": "Right chest tube in place. Small right apical pneumothorax.",
+            "impression": "Small right pneumothorax.",
+        },
+        ("Tube, Inserted/right", "Pneumothorax/apex/right/small"),
+        2,
+    ),
+    ("test", {"findings": "", "impression": ""}, ("No Indexing",), 1),
+)
+
+
+def openi_xml(number: int, sections: dict[str, str], mesh: Iterable[str], image_ids: Iterable[str]) -> str:
+    """One report as NLM's ecgen-radiology XML writes it (an eCitation; empty sections are empty elements)."""
+    from xml.sax.saxutils import escape
+
+    abstract = "".join(
+        f'\n            <AbstractText Label="{label}">{escape(text)}</AbstractText>'
+        if text
+        else f'\n            <AbstractText Label="{label}"/>'
+        for label, text in (
+            ("COMPARISON", "None."),
+            ("INDICATION", "Chest pain"),
+            ("FINDINGS", sections.get("findings", "")),
+            ("IMPRESSION", sections.get("impression", "")),
+        )
+    )
+    terms = "".join(f"\n      <major>{escape(term)}</major>" for term in mesh)
+    images = "".join(
+        f'\n   <parentImage id="{image_id}">\n      <figureId>F{i + 1}</figureId>'
+        '\n      <caption>Xray Chest PA and Lateral</caption>\n      <panel type="single">'
+        f"\n         <url>/hadoop/storage/radiology/extract/{image_id}.jpg</url>"
+        "\n         <imgModality>7</imgModality>\n      </panel>\n   </parentImage>"
+        for i, image_id in enumerate(image_ids)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<eCitation>\n   <meta type="rr"/>\n   <uId id="CXR{number}"/>\n'
+        f'   <pmcId id="{number}"/>\n   <docSource>CXR</docSource>\n   <IUXRId id="{number}"/>\n'
+        '   <licenseType>open-access</licenseType>\n   <MedlineCitation Owner="Indiana University" '
+        'Status="supplied by publisher">\n      <Article PubModel="Electronic">\n         <ArticleTitle>Indiana '
+        f"University Chest X-ray Collection</ArticleTitle>\n         <Abstract>{abstract}\n         </Abstract>\n"
+        "      </Article>\n   </MedlineCitation>\n   <MeSH>"
+        f"{terms}\n      <automatic>Lung</automatic>\n   </MeSH>{images}\n</eCitation>\n"
+    )
+
+
+def write_openi(root: Path, form: str = "tgz", val_fraction: float = 0.1, test_fraction: float = 0.2) -> dict[str, Any]:
+    """IU X-ray as NLM distributes it: `NLMCXR_reports.tgz` (form tgz) or its extracted `ecgen-radiology/` folder
+    (form folder) of Open-i XML reports, and `NLMCXR_png/<image id>.png` (8-bit grayscale). Report numbers are
+    chosen so each lands in its listed split. The `iu_xray` params."""
+    import shutil
+    import tarfile
+
+    root = Path(root)
+    counts = {split: sum(entry[0] == split for entry in _OPENI_REPORTS) for split in SPLITS}
+    numbers = names_per_split(lambda i: f"iu_xray/{i + 1}", counts, val_fraction, test_fraction)
+    folder, images = root / "ecgen-radiology", root / "NLMCXR_png"
+    folder.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
+    taken = {split: iter(names) for split, names in numbers.items()}
+    for split, sections, mesh, image_count in _OPENI_REPORTS:
+        number = int(next(taken[split]).rsplit("/", 1)[1])
+        image_ids = [f"CXR{number}_IM-{1000 + number}-{1001 + k}" for k in range(image_count)]
+        for k, image_id in enumerate(image_ids):
+            picture(number * 10 + k, 40, 36).save(images / f"{image_id}.png")
+        (folder / f"{number}.xml").write_text(openi_xml(number, sections, mesh, image_ids), encoding="utf-8")
+    if form == "folder":
+        return {"reports": str(folder), "images": str(images)}
+    if form != "tgz":
+        raise ValueError(f"form must be tgz or folder, got {form!r}")
+    archive = root / "NLMCXR_reports.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="ecgen-radiology")
+    shutil.rmtree(folder)  # what is read is the archive
+    return {"reports": str(archive), "images": str(images)}

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from medim.data.paired import FindingLabels
+from medim.data.report_parsers import report_parser
 from medim.data.report_text import ReportProblem, clean_report, join_sections
 from medim.data.scanned import Candidate, ScannedDataset, ScannedParams
 from medim.errors import DataError
@@ -41,9 +42,9 @@ class MimicCxr(ScannedDataset):
     (MeDiM's is the MEDIM_PREFIX sentence); a study with none of them is a bad item (`on_error`).
 
     CheXpert labels become each pair's `split.labels` (the observations at 1.0; uncertain -1.0
-    counts as `uncertain_labels`: negative, U-Zeros, by default). `finding_labels()` is None:
-    finding scores need a labeler that reads findings from generated reports, which medim does
-    not have yet, so evaluation skips them and says why.
+    counts as `uncertain_labels`: negative, U-Zeros, by default). Generated reports are read by
+    medim's chest X-ray report labeler (`chexpert_rules`, the same 14 observations), so finding
+    scores run whenever the CheXpert CSV is there.
     """
 
     component_name = "mimic_cxr"
@@ -104,15 +105,12 @@ class MimicCxr(ScannedDataset):
         return {**write_mimic_cxr(Path(workdir) / "mimic_cxr"), "image_size": 32}
 
     def finding_labels(self) -> FindingLabels | None:
-        return None
+        return report_parser("chexpert_rules")
 
-    def missing_finding_labels_reason(self) -> str:
-        labels = (
-            "CheXpert labels are on each split (split.labels)"
-            if self._chexpert_found
-            else "no mimic-cxr-2.0.0-chexpert.csv(.gz) was found"
-        )
-        return f"{labels}, but medim has no labeler that reads findings from generated reports yet"
+    def missing_finding_labels_reason(self) -> str | None:
+        if self._by_split is not None and not self._chexpert_found:
+            return "no mimic-cxr-2.0.0-chexpert.csv(.gz) was found, so the held-out images have no labels"
+        return None
 
     def source_root(self) -> Path:
         return self.root

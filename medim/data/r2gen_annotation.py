@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from medim.data.cxr_labeler import positive_observations
+from medim.data.paired import FindingLabels
+from medim.data.report_parsers import report_parser
 from medim.data.report_text import clean_report
 from medim.data.scanned import SPLITS, Candidate, ScannedDataset, ScannedParams
 from medim.errors import DataError
@@ -25,7 +28,9 @@ class R2GenAnnotation(ScannedDataset):
     (`p10/p10000032/s50414267/<dicom_id>.jpg`, relative to MIMIC-CXR-JPG's `files/`).
     `images_per_study: first` takes each entry's first image, `all` makes one pair per image (with
     the same report). The default `image_root` is the `images/` folder beside the annotation.
-    No finding labels.
+    Finding labels (`labels: labeler`, the default): the CheXpert observations medim's chest X-ray
+    report labeler reads in each reference report, so generated reports are scored against them by
+    the same labeler (R2Gen's files carry no human labels; `labels: none` leaves them out).
     """
 
     component_name = "r2gen_annotation"
@@ -39,6 +44,9 @@ class R2GenAnnotation(ScannedDataset):
         )
         report_prefix: str = Field("", description="text before every report")
         domain: str = Field("cxr", description="the images' domain (cxr for both variants)")
+        labels: Literal["labeler", "none"] = Field(
+            "labeler", description="labeler: the report labeler's observations of each reference report; none"
+        )
 
     def __init__(self, params: Params) -> None:
         super().__init__(params)
@@ -61,6 +69,9 @@ class R2GenAnnotation(ScannedDataset):
         from medim.data.examples import write_r2gen_annotation
 
         return {**write_r2gen_annotation(Path(workdir) / "r2gen_iu_xray"), "image_size": 32}
+
+    def finding_labels(self) -> FindingLabels | None:
+        return report_parser("chexpert_rules") if self.params.labels == "labeler" else None
 
     def source_root(self) -> Path:
         return self.image_root
@@ -87,13 +98,16 @@ class R2GenAnnotation(ScannedDataset):
                 found.append(Candidate(image="", source=where, problem=problem))
                 continue
             report = entry.get("report")
+            report = report if isinstance(report, str) else ""
+            labels = positive_observations(report) if self.params.labels == "labeler" else None
             for path in paths if self.params.images_per_study == "all" else paths[:1]:
                 found.append(
                     Candidate(
                         image=str(self.image_root / str(path)),
                         source=str(path),
-                        report=report if isinstance(report, str) else "",
+                        report=report,
                         report_source=f"{where} (report)",
+                        labels=labels,
                         domain=self.params.domain,
                     )
                 )

@@ -75,7 +75,9 @@ def test_names_are_found_from_any_folder(tmp_path: Path, monkeypatch: pytest.Mon
     assert not any(name.startswith("sweeps/") for name in names)
     assert list_sweeps() == [
         "sweeps/learning_budget",
+        "sweeps/learning_curve",
         "sweeps/learning_decoding",
+        "sweeps/learning_design",
         "sweeps/objectives",
         "sweeps/samplers",
         "sweeps/schedules",

@@ -20,10 +20,12 @@ from medim.config.loading import (
     apply_overrides,
     deep_merge,
     find_experiment,
+    list_sweeps,
     load_layered,
 )
 from medim.errors import ConfigError, MedimError
 from medim.registry import BACKBONES, SAMPLERS
+from medim.sweep import load_sweep
 
 BASE = BUNDLED_EXPERIMENTS / "base.yaml"
 
@@ -428,3 +430,12 @@ def test_resolved_config_is_frozen() -> None:
 def test_every_bundled_experiment_validates(name: str) -> None:
     config = load_experiment(name)
     assert config.name and config.backbone.name and config.layout.name
+
+
+@pytest.mark.parametrize("name", list_sweeps())
+def test_every_bundled_sweep_validates_each_run(name: str) -> None:
+    """A sweep's overrides are applied and validated when it is loaded, so a typo fails here, not an hour in."""
+    sweep_name, runs = load_sweep([name])
+    assert sweep_name == Path(name).name
+    assert runs and len({run.label for run in runs}) == len(runs)
+    assert all(run.config.name for run in runs)

@@ -86,8 +86,10 @@ def test_reads_the_official_layout(tmp_path: Path) -> None:
     )
     assert train.labels == [frozenset({"No Finding"}), frozenset({"Pleural Effusion"})]  # uncertain: negative
     assert train.domains == ["cxr", "cxr"]
-    assert dataset.finding_labels() is None
-    assert "CheXpert labels are on each split" in dataset.missing_finding_labels_reason()
+    labeler = dataset.finding_labels()  # generated reports are read by the CheXpert-observation labeler
+    assert labeler is not None and set(labeler.names) >= set().union(*train.labels)
+    assert "Pleural Effusion" in labeler.parse_report(train.reports[0])
+    assert dataset.missing_finding_labels_reason() is None
 
 
 def test_plain_csvs_read_like_gzipped_ones(tmp_path: Path) -> None:

@@ -45,7 +45,12 @@ def test_iu_xray_first_or_every_view(tmp_path: Path) -> None:
     annotation = write(tmp_path / "iu_xray", IU_XRAY)
     first = build(annotation).split("train")  # image_root defaults to images/ beside annotation.json
     assert [first.images.source(i) for i in range(len(first))] == ["CXR1_1_IM-0001/0.png", "CXR2_IM-0652/0.png"]
-    assert first.reports == [entry["report"] for entry in IU_XRAY["train"]] and first.labels is None
+    assert first.reports == [entry["report"] for entry in IU_XRAY["train"]]
+    # the labeler's reading of each reference report: normal; borderline heart size is a hedge, not a finding
+    assert first.labels == [frozenset({"No Finding"}), frozenset()]
+    assert build(annotation).finding_labels().parse_report(first.reports[0]) == first.labels[0]
+    unlabelled = build(annotation, labels="none")
+    assert unlabelled.split("train").labels is None and unlabelled.finding_labels() is None
     every = build(annotation, images_per_study="all").split("train")
     assert len(every) == 4 and every.reports[0] == every.reports[1] != every.reports[2]
     assert every.images[:].shape == (4, 16, 16, 3)
