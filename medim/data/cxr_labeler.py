@@ -480,6 +480,16 @@ def _mentions(clause: str, rule: _Rule) -> list[Status]:
     return found
 
 
+def _mention_records(text: str) -> list[tuple[str, Status, str]]:
+    """(observation, status, clause) of every mention in `text`, in report order."""
+    return [
+        (name, status, clause)
+        for clause in _clauses(text)
+        for name, rule in _RULES.items()
+        for status in _mentions(clause, rule)
+    ]
+
+
 def _aggregate(statuses: Iterable[Status]) -> Status | None:
     """CheXpert's rule: positive beats uncertain beats negative; None when never mentioned."""
     seen = set(statuses)
@@ -492,11 +502,17 @@ def _aggregate(statuses: Iterable[Status]) -> Status | None:
 def observation_mentions(text: str) -> dict[str, list[Status]]:
     """Every mention's status per observation (only those mentioned), in report order."""
     found: dict[str, list[Status]] = {}
-    for clause in _clauses(text):
-        for name, rule in _RULES.items():
-            statuses = _mentions(clause, rule)
-            if statuses:
-                found.setdefault(name, []).extend(statuses)
+    for name, status, _ in _mention_records(text):
+        found.setdefault(name, []).append(status)
+    return found
+
+
+def stated_clauses(text: str) -> dict[str, list[str]]:
+    """The clauses (lower case) that state each observation positively: where its side, zone or size is said."""
+    found: dict[str, list[str]] = {}
+    for name, status, clause in _mention_records(text):
+        if status == "positive":
+            found.setdefault(name, []).append(clause)
     return found
 
 

@@ -13,8 +13,12 @@ visibility tests exact and lets a model learn finding -> pixels cleanly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # the signs module builds on this one
+    from medim.data.phantom_cxr_signs import SignPainter
 
 DESIGN_SIZE = 64.0
 
@@ -309,20 +313,27 @@ def _draw_device(image: np.ndarray, x: np.ndarray, y: np.ndarray, anatomy: _Anat
     image += alpha * (DEVICE - image)
 
 
-def draw_cxr(labels: frozenset[str], rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Render a frontal chest radiograph phantom showing exactly `labels`.
+def draw_cxr(
+    labels: frozenset[str], rng: np.random.Generator, size: int = 64, *, signs: SignPainter | None = None
+) -> np.ndarray:
+    """Render a frontal chest radiograph phantom showing exactly `labels` (and the `signs` of the other CheXpert
+    observations, `medim.data.phantom_cxr_signs`, drawn into the lungs before the pleural findings).
 
     Returns uint8 [size, size, 3] with the grayscale image replicated in all channels.
     """
     seeds = rng.integers(0, 2**63, size=len(_STREAMS))
     stream = {name: np.random.default_rng(int(s)) for name, s in zip(_STREAMS, seeds)}
     anatomy = _sample_anatomy(stream["anatomy"])
+    if signs is not None:
+        anatomy = signs.adjust(anatomy)
     pixel = DESIGN_SIZE / size
     coords = (np.arange(size) + 0.5) * pixel
     y, x = np.meshgrid(coords, coords, indexing="ij")
     heart_rx = anatomy.heart_rx("cardiomegaly" in labels)
     lungs = {side: _lung_mask(x, y, anatomy, side, heart_rx) for side in SIDES}
     image = _draw_anatomy(x, y, anatomy, lungs, heart_rx, stream["anatomy"], size)
+    if signs is not None:
+        signs.draw(image, x, y, lungs, anatomy, pixel)
 
     aerated = dict(lungs)
     for side in SIDES:

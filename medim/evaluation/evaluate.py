@@ -125,7 +125,8 @@ def evaluate(
             )
         seed = experiment.config.seed
         if direction == TEXT_GIVEN_IMAGE and cfg.report_metrics:
-            _score_reports(metrics, outputs[direction][1], held_out, dataset, n, cfg, bootstrap, seed)
+            retrieved = context.retrieved_reports() if context is not None else None
+            _score_reports(metrics, outputs[direction][1], held_out, dataset, n, cfg, bootstrap, seed, retrieved)
         if direction == IMAGE_GIVEN_TEXT and cfg.image_metrics is not None:
             device = next(backbone.parameters()).device
             train_images = dataset.split("train").images
@@ -171,10 +172,14 @@ def _score_reports(
     cfg: EvalConfig,
     bootstrap: BootstrapSettings | None,
     seed: int,
+    retrieved: list[str] | None,
 ) -> None:
-    """The report metrics of the reports written for the first n held-out images (`medim.evaluation.report_scoring`)."""
+    """The report metrics of the reports written for the first n held-out images (`medim.evaluation.report_scoring`),
+    beside a random training report and, where the dataset has finding labels, the retrieval baseline."""
     train_reports = dataset.split("train").reports
     systems = {"model": reports, "baseline_random_train_report": random_training_reports(train_reports, n, seed)}
+    if retrieved is not None:
+        systems["baseline_retrieval_by_judge"] = retrieved
     blocks, skipped = report_metric_blocks(cfg.report_metrics, systems, list(held_out.reports[:n]), bootstrap)
     if blocks:
         metrics["directions"].setdefault(TEXT_GIVEN_IMAGE.name, {})["report_metrics"] = blocks

@@ -3,15 +3,16 @@
     text given image   findings parsed from the generated reports vs the image's true labels
     image given text   findings the judge sees in the generated images vs the report's labels
     image and text     agreement of the judged image findings with the findings the report states
-Each is printed beside trivial baselines (the majority label set; a random training
-sample; shuffled pairs), so learning shows as a gap. Every scorer needs the dataset's
-finding labels (`PairedDataset.finding_labels`).
+Each is printed beside baselines (the majority label set; a random training sample;
+shuffled pairs; for reports, retrieval: the training report whose labels best match the
+findings the judge sees in the image), so learning shows as a gap. Every scorer needs the
+dataset's finding labels (`PairedDataset.finding_labels`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ class ScoringContext:
     labels: FindingLabels
     judge: Callable[[], FindingClassifier]
     rng: np.random.Generator
+    _retrieved: list[str] | None = field(default=None, repr=False)
 
     @property
     def truth(self) -> list[frozenset[str]]:
@@ -43,6 +45,21 @@ class ScoringContext:
         """The most frequent label set of the training split."""
         values, counts = np.unique(np.array(["|".join(sorted(s)) for s in self.train.labels]), return_counts=True)
         return frozenset(values[counts.argmax()].split("|")) - {""}
+
+    def retrieved_reports(self) -> list[str]:
+        """The retrieval baseline: for each scored held-out image, the training report whose true labels best match
+        (Jaccard; the first on ties) the findings the judge sees in that image."""
+        if self._retrieved is None:
+            judged = judge_findings(self.judge(), self.held_out.images[: self.n])
+            train = self.train.labels
+
+            def nearest(found: frozenset[str]) -> int:
+                overlap = [len(found & labels) / max(len(found | labels), 1) for labels in train]
+                exact_normal = [float(not found and not labels) for labels in train]
+                return int(np.argmax(np.maximum(overlap, exact_normal)))
+
+            self._retrieved = [self.train.reports[nearest(found)] for found in judged]
+        return self._retrieved
 
     def scores(self, predicted: list[frozenset[str]], reference: list[frozenset[str]]) -> dict[str, Any]:
         """Finding scores over the dataset's label vocabulary."""
@@ -65,11 +82,13 @@ def reports_from_images(images: np.ndarray | None, reports: list[str], context: 
     """Findings of generated reports against the true labels of the images they describe."""
     n, truth = context.n, context.truth
     random_train = [context.train.labels[i] for i in context.rng.integers(0, len(context.train), n)]
+    retrieved = [context.labels.parse_report(report) for report in context.retrieved_reports()]
     result = scored(
         {
             "model": ([context.labels.parse_report(r) for r in reports], truth),
             "baseline_majority": ([context.majority()] * n, truth),
             "baseline_random_train_report": (random_train, truth),
+            "baseline_retrieval_by_judge": (retrieved, truth),
         },
         context,
     )
