@@ -23,7 +23,8 @@ from medim.data.token_shards import DEFAULT_SHARD_SIZE, TokenShards, ensure_shar
 from medim.errors import ConfigError
 from medim.io import cache_root, stable_hash
 from medim.noise.base import MaskingSchedule
-from medim.objectives.base import MaskedDiffusionObjective
+from medim.objectives.base import Objective
+from medim.samplers.autoregressive import AutoregressiveSampler
 from medim.samplers.base import Sampler
 from medim.tasks.base import MaskedDiffusionTask
 from medim.tokenizers.base import ImageTokenizer, TextTokenizer, TokenizerCorpus
@@ -45,7 +46,7 @@ class Experiment:
     text_tokenizer: TextTokenizer
     layout: SequenceLayout
     noise: MaskingSchedule
-    objective: MaskedDiffusionObjective
+    objective: Objective
     task: MaskedDiffusionTask
     sampler: Sampler
     _tokens: dict[str, TokenShards] = field(default_factory=dict)
@@ -78,6 +79,11 @@ class Experiment:
                 f"objective.time_sampling: independent gives every position its own noise level, but backbone "
                 f"{self.config.backbone.name!r} takes one per sample; use time_sampling: shared or a backbone "
                 f"that accepts [B, L] noise levels (hf_decoder, liquid, llama, hf_checkpoint)"
+            )
+        if self.objective.needs_causal_backbone and not backbone.is_causal:
+            raise ConfigError(
+                f"objective {self.config.objective.name!r} predicts each token from the ones before it, but "
+                f"backbone {self.config.backbone.name!r} attends both ways; set backbone.bidirectional: false"
             )
         check_backbone(backbone, self.config.backbone.name, self.layout.vocab_size, self.layout.seq_len)
         return backbone
@@ -166,7 +172,23 @@ def build_experiment(
             tokenizer.prepare(corpus, cache_root())
     layout: SequenceLayout = config.layout.build(image_tokenizer=image_tokenizer, text_tokenizer=text_tokenizer)
     noise: MaskingSchedule = config.noise.build()
-    objective: MaskedDiffusionObjective = config.objective.build(layout=layout, noise=noise)
+    objective: Objective = config.objective.build(layout=layout, noise=noise)
     task: MaskedDiffusionTask = config.task.build(layout=layout, objective=objective)
     sampler: Sampler = config.sampler.build(mask_id=layout.mask_id, noise=noise)
+    check_decoding(objective, sampler, config)
     return Experiment(config, dataset, image_tokenizer, text_tokenizer, layout, noise, objective, task, sampler)
+
+
+def check_decoding(objective: Objective, sampler: Sampler, config: ExperimentConfig) -> None:
+    """A left-to-right objective needs the left-to-right sampler, and masked diffusion a diffusion sampler."""
+    left_to_right = isinstance(sampler, AutoregressiveSampler)
+    if objective.decodes_left_to_right and not left_to_right:
+        raise ConfigError(
+            f"objective {config.objective.name!r} trains a model that writes one token at a time; "
+            f"use sampler: autoregressive (got {config.sampler.name!r})"
+        )
+    if left_to_right and not objective.decodes_left_to_right:
+        raise ConfigError(
+            f"sampler 'autoregressive' decodes next-token models, but objective {config.objective.name!r} "
+            f"trains a masked-diffusion denoiser; pick a diffusion sampler (maskgit, ancestral, ...)"
+        )

@@ -53,6 +53,14 @@ class Backbone(nn.Module):
     #: True when `forward` also takes one noise level per position, noise_level [B, L]
     #: (needed by objectives that noise image and report at their own times).
     accepts_token_levels: ClassVar[bool] = False
+    #: True when `forward` also takes `cache=` (a transformers `Cache`): the tokens then continue the cached
+    #: ones, at the positions after them (autoregressive decoding with a KV cache).
+    supports_kv_cache: ClassVar[bool] = False
+
+    @property
+    def is_causal(self) -> bool:
+        """True when each position attends only to itself and earlier ones (what next-token objectives need)."""
+        return False
 
     def forward(self, tokens: Tensor, noise_level: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """Final (normalised) hidden states [B, L, D].

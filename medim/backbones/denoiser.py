@@ -14,6 +14,7 @@ padding passes a [B, 1, 1, L] mask broadcast over queries.
 
 from __future__ import annotations
 
+import inspect
 from contextlib import nullcontext
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from transformers import (
+    Cache,
     GemmaConfig,
     GemmaModel,
     LlamaConfig,
@@ -82,6 +84,7 @@ class DecoderDenoiser(Backbone):
     """A transformers decoder (built from `config`) with MeDiM's switches, as a denoiser."""
 
     accepts_token_levels = True
+    supports_kv_cache = True
 
     def __init__(
         self, params: DenoiserParams, config: PretrainedConfig, *, max_seq_len: int, empty_llm: bool = False
@@ -117,22 +120,34 @@ class DecoderDenoiser(Backbone):
         if not empty_llm:
             self.to(DTYPES[params.dtype])
 
+    @property
+    def is_causal(self) -> bool:
+        return not self.params.bidirectional
+
     def output_weight(self) -> Tensor:
         return self.model.embed_tokens.weight if self.head is None else self.head.weight
 
-    def forward(self, tokens: Tensor, noise_level: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, tokens: Tensor, noise_level: Tensor, padding_mask: Tensor | None = None, cache: Cache | None = None
+    ) -> Tensor:
+        """As the contract says; with `cache` (causal only, no padding) the tokens continue the cached ones:
+        a whole prefix into an empty cache, then one token per call."""
         batch, length = tokens.shape
+        offset = 0 if cache is None else cache.get_seq_length()
         hidden = self.model.embed_tokens(tokens)
         if self.embed_scale != 1.0:
             hidden = hidden * torch.tensor(self.embed_scale, dtype=hidden.dtype)
         c, index = self._conditioning(noise_level)
         if c is not None and self.adaln is None:
             hidden = hidden + (c[:, None, :] if index is None else c[index]).to(hidden.dtype)
-        positions = torch.arange(length, device=tokens.device)[None].expand(batch, -1)
+        positions = torch.arange(offset, offset + length, device=tokens.device)[None].expand(batch, -1)
         if self.position_embedding is not None:
             hidden = hidden + self.position_embedding(positions).to(hidden.dtype)
         rotary = self.model.rotary_emb(hidden, positions)
-        mask, is_causal = self._attention_mask(padding_mask, length, hidden.dtype)
+        if cache is None:
+            mask, is_causal = self._attention_mask(padding_mask, length, hidden.dtype)
+        else:
+            mask, is_causal = self._cached_attention_mask(padding_mask, length, offset, hidden.dtype)
         recompute = self.params.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer_index, layer in enumerate(self.model.layers):
             modulation = self.adaln[layer_index](c, index) if self.adaln is not None else (None, None)
@@ -141,7 +156,7 @@ class DecoderDenoiser(Backbone):
                     self._layer, layer, hidden, rotary, mask, is_causal, modulation, use_reentrant=False
                 )
             else:
-                hidden = self._layer(layer, hidden, rotary, mask, is_causal, modulation)
+                hidden = self._layer(layer, hidden, rotary, mask, is_causal, modulation, cache)
         return self.model.norm(hidden)
 
     def _conditioning(self, noise_level: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -155,13 +170,21 @@ class DecoderDenoiser(Backbone):
         return self.time_embedder(levels), index
 
     def _layer(
-        self, layer: nn.Module, hidden: Tensor, rotary: Any, mask: Tensor | None, is_causal: bool, modulation: Any
+        self,
+        layer: nn.Module,
+        hidden: Tensor,
+        rotary: Any,
+        mask: Tensor | None,
+        is_causal: bool,
+        modulation: Any,
+        cache: Cache | None = None,
     ) -> Tensor:
         attn_mod, mlp_mod = modulation
+        cached = {} if cache is None else {_cache_keyword(layer.self_attn): cache}
 
         def attend(h: Tensor) -> Tensor:
             return layer.self_attn(
-                hidden_states=h, position_embeddings=rotary, attention_mask=mask, is_causal=is_causal
+                hidden_states=h, position_embeddings=rotary, attention_mask=mask, is_causal=is_causal, **cached
             )[0]
 
         hidden = _sub_block(hidden, layer.input_layernorm, attn_mod, attend)
@@ -192,6 +215,27 @@ class DecoderDenoiser(Backbone):
             additive = torch.zeros(allowed.shape, dtype=dtype, device=device)
             return additive.masked_fill(~allowed, torch.finfo(dtype).min), False
         return allowed, False
+
+    def _cached_attention_mask(
+        self, padding_mask: Tensor | None, length: int, offset: int, dtype: torch.dtype
+    ) -> tuple[Tensor | None, bool]:
+        """The mask of a cached forward: a causal prefix into an empty cache, or one new token that sees them all."""
+        if self.params.bidirectional or padding_mask is not None:
+            raise ValueError("a KV-cached forward needs a causal backbone (bidirectional: false) and no padding mask")
+        if offset == 0:
+            return self._attention_mask(None, length, dtype)
+        if length != 1:
+            raise ValueError(f"after the prefix a KV-cached forward takes one token at a time, got {length}")
+        return None, False
+
+
+def _cache_keyword(attention: nn.Module) -> str:
+    """The name under which this transformers release's attention takes the KV cache."""
+    parameters = inspect.signature(attention.forward).parameters
+    for name in ("cache", "past_key_values", "past_key_value"):
+        if name in parameters:
+            return name
+    raise TypeError(f"{type(attention).__name__}.forward takes no KV cache in this transformers release")
 
 
 def _sub_block(x: Tensor, norm: nn.Module, modulation: tuple[Tensor, Tensor, Tensor] | None, fn: Any) -> Tensor:

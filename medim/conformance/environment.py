@@ -84,11 +84,12 @@ class TinyEnvironment:
     def objective(self) -> MaskedDiffusionObjective:
         return OBJECTIVES.build(OBJECTIVE, layout=self.layout, noise=self.noise)
 
-    def backbone(self) -> Backbone:
-        """A freshly built (seeded) tiny backbone sized for the layout, in eval mode."""
+    def backbone(self, *, causal: bool = False) -> Backbone:
+        """A freshly built (seeded) tiny backbone sized for the layout, in eval mode; causal for next-token models."""
         torch.manual_seed(SEED)
         layout = self.layout
-        return BACKBONES.build(BACKBONE, vocab_size=layout.vocab_size, max_seq_len=layout.seq_len, layout=layout).eval()
+        config = {**BACKBONE, "bidirectional": not causal}
+        return BACKBONES.build(config, vocab_size=layout.vocab_size, max_seq_len=layout.seq_len, layout=layout).eval()
 
     def sampler(self) -> Sampler:
         return SAMPLERS.build(SAMPLER, mask_id=self.layout.mask_id, noise=self.noise)

@@ -1,4 +1,4 @@
-"""Objective checks (`medim.objectives.base.MaskedDiffusionObjective`): weights, corruption, loss, what is scored.
+"""Objective checks (`medim.objectives.base.Objective`): weights, corruption, loss, what is scored.
 
 Built for the tiny environment's layout and log-linear schedule and scored with its tiny backbone, on
 eight sequences: the first half noise image and report (joint), the second half the report given the
@@ -16,7 +16,7 @@ from torch import Tensor
 from medim.backbones.base import Backbone
 from medim.config.modalities import IMAGE, TEXT
 from medim.conformance.checks import Check, Once, Subject, require, shape
-from medim.objectives.base import MaskedDiffusionObjective, TrainingBatch
+from medim.objectives.base import MaskedDiffusionObjective, Objective, TrainingBatch
 from medim.registry import ComponentParams
 
 BATCH = 8
@@ -31,7 +31,7 @@ class ObjectiveSubject(Subject):
         super().__init__(*args, **kwargs)
         self._batch = Once("a corrupted batch", self._corrupt)
 
-    def construct(self, params: ComponentParams) -> MaskedDiffusionObjective:
+    def construct(self, params: ComponentParams) -> Objective:
         return self.entry.cls(params, layout=self.env.layout, noise=self.env.noise)
 
     def roles(self) -> tuple[Tensor, Tensor]:
@@ -70,13 +70,37 @@ class _Perturbed(Backbone):
         return self.inner.output_weight()
 
 
+class _Copier(Backbone):
+    """A backbone that announces each position's input token (its logits pick that token by a wide margin)."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.hidden_size = self.vocab_size = vocab_size
+        self.weight = torch.nn.Parameter(torch.eye(vocab_size) * 20.0)
+
+    @property
+    def is_causal(self) -> bool:
+        return True
+
+    def forward(self, tokens: Tensor, noise_level: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        return torch.nn.functional.one_hot(tokens, self.vocab_size).float()
+
+    def output_weight(self) -> Tensor:
+        return self.weight
+
+
 def _builds(subject: ObjectiveSubject) -> str:
     objective = subject.component
     require(
-        isinstance(objective, MaskedDiffusionObjective),
-        f"{subject.label}: must be a medim.objectives.base.MaskedDiffusionObjective, got {type(objective).__name__}",
+        isinstance(objective, Objective),
+        f"{subject.label}: must be a medim.objectives.base.Objective, got {type(objective).__name__}",
     )
-    return f"time sampling {'per position' if objective.token_levels else 'per sample'}"
+    order = "left to right" if objective.decodes_left_to_right else "masked diffusion"
+    return f"{order}, time sampling {'per position' if objective.token_levels else 'per sample'}"
+
+
+def _is_diffusion(subject: ObjectiveSubject) -> bool:
+    return isinstance(subject.component, MaskedDiffusionObjective)
 
 
 def _weight(subject: ObjectiveSubject) -> str:
@@ -156,11 +180,25 @@ def _scored(subject: ObjectiveSubject) -> str:
     return f"reads only the {int(scored.sum())} masked noisable positions"
 
 
+def _hides_targets(subject: ObjectiveSubject) -> str:
+    batch = subject.batch
+    with torch.no_grad():
+        output = subject.component.loss(_Copier(subject.env.layout.vocab_size), batch)
+    require(
+        output.masked_tokens > 0 and output.cross_entropy > 1.0,
+        f"{subject.label}: the model must never see the token it is scored on (masked for diffusion, shifted "
+        f"for next-token prediction), but a backbone that copies its input scored cross-entropy "
+        f"{output.cross_entropy:.3g} over {output.masked_tokens} tokens",
+    )
+    return f"a backbone that copies its input scores cross-entropy {output.cross_entropy:.2f} (it cannot see targets)"
+
+
 SUBJECT = ObjectiveSubject
 CHECKS: tuple[Check[ObjectiveSubject], ...] = (
     Check("builds", _builds),
-    Check("weight(t) finite and >= 0 on (0, 1]", _weight),
+    Check("weight(t) finite and >= 0 on (0, 1]", _weight, _is_diffusion),
     Check("corrupt masks noisable positions only", _corrupt),
     Check("loss is finite and positive, with gradients", _loss),
-    Check("only masked noisable positions are scored", _scored),
+    Check("only masked noisable positions are scored", _scored, _is_diffusion),
+    Check("the scored tokens are hidden from the model", _hides_targets),
 )

@@ -21,8 +21,10 @@ from torch import Tensor
 from medim.config.modalities import IMAGE, TEXT
 from medim.conformance.checks import Blocked, Check, ContractError, Once, Subject, require, shape
 from medim.registry import ComponentParams
+from medim.samplers.autoregressive import AutoregressiveSampler
 from medim.samplers.base import Sampler, SamplerCapabilities, SamplerOutput, StepContext
 from medim.tasks.generation import denoise
+from medim.tasks.left_to_right import decode_left_to_right
 
 STEPS = 4
 CFG_SCALE = 1.5
@@ -66,10 +68,15 @@ class SamplerSubject(Subject):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch = Once("generating a batch", lambda: self.generate(list(range(len(SEEDS)))))
-        self._backbone = Once("the tiny backbone", self.env.backbone)
+        self._backbone = Once("the tiny backbone", lambda: self.env.backbone(causal=self.left_to_right))
 
     def construct(self, params: ComponentParams) -> Sampler:
         return self.entry.cls(params, mask_id=self.env.layout.mask_id, noise=self.env.noise)
+
+    @property
+    def left_to_right(self) -> bool:
+        """True for the sampler of autoregressive models, which the left-to-right loop drives with a causal backbone."""
+        return isinstance(self.component, AutoregressiveSampler)
 
     @property
     def batch(self) -> Generation:
@@ -101,6 +108,8 @@ class SamplerSubject(Subject):
         given, generate = given[rows], generate[rows]
         conditioning = torch.zeros_like(given, dtype=torch.bool)
         conditioning[:, targets] = ~generate
+        if self.left_to_right:
+            return self._generate_left_to_right(given, targets, generate, conditioning, rows)
         recorder = _Recorder(self.component)
         try:
             tokens = denoise(
@@ -122,6 +131,27 @@ class SamplerSubject(Subject):
                 raise
             return Generation(None, recorder.steps, int(left.group(1)))
         return Generation(tokens, recorder.steps, 0)
+
+    def _generate_left_to_right(
+        self, given: Tensor, targets: Tensor, generate: Tensor, conditioning: Tensor, rows: list[int]
+    ) -> Generation:
+        """The same prompts through the left-to-right loop (no steps to record)."""
+        noised = torch.zeros_like(given, dtype=torch.bool)
+        noised[:, targets] = True
+        generated = torch.zeros_like(noised)
+        generated[:, targets] = generate
+        tokens = decode_left_to_right(
+            self._backbone.get(),
+            self.env.layout,
+            self.component,
+            given.masked_fill(generated, self.env.layout.mask_id),
+            noised=noised,
+            generate=generated,
+            conditioning=conditioning,
+            cfg_scale=CFG_SCALE,
+            seeds=[SEEDS[row] for row in rows],
+        )
+        return Generation(tokens, [], 0)
 
 
 def _builds(subject: SamplerSubject) -> str:
@@ -246,7 +276,11 @@ def _batch_invariant(subject: SamplerSubject) -> str:
 
 
 def _keeps_tokens(subject: SamplerSubject) -> bool:
-    return not subject.component.capabilities().revises_tokens
+    return not subject.component.capabilities().revises_tokens and not subject.left_to_right
+
+
+def _steps(subject: SamplerSubject) -> bool:
+    return not subject.left_to_right
 
 
 SUBJECT = SamplerSubject
@@ -254,7 +288,7 @@ CHECKS: tuple[Check[SamplerSubject], ...] = (
     Check("builds", _builds),
     Check("fills every generated position", _fills),
     Check("given positions stay as given", _given),
-    Check("step returns [B, P] outputs", _outputs),
+    Check("step returns [B, P] outputs", _outputs, _steps),
     Check("revealed tokens stay", _keeps_revealed, _keeps_tokens),
     Check("a sample is the same alone as in a batch", _batch_invariant),
 )

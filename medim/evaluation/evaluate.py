@@ -303,7 +303,8 @@ def summary_table(metrics: dict[str, Any]) -> str:
         bounds = ", ".join(
             f"{name} {value:.3f} ± {metrics['nelbo_stderr'][name]:.3f}" for name, value in metrics["nelbo"].items()
         )
-        lines.append(f"held-out negative ELBO (nats per token, ± standard error): {bounds}")
+        kind = metrics.get("nelbo_kind", "negative ELBO")
+        lines.append(f"held-out {kind} (nats per token, ± standard error): {bounds}")
     return "\n".join(lines)
 
 

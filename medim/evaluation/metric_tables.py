@@ -13,7 +13,7 @@ where a *score block* is `{"scores": {system: {metric: number}}, "intervals":
     directions.<direction>.consistency               a score block (self_inconsistent, repeated_sentence, ...)
     bootstrap                                        how the intervals were made: {method, resamples, seed, level}
     judge                                            {system: finding scores}
-    nelbo, nelbo_stderr                              {direction: number}
+    nelbo, nelbo_stderr                              {direction: number}; nelbo_kind: bound or exact likelihood
     cost                                             {direction: {statistic: number}}
     skipped                                          {direction: reason}
 
@@ -178,7 +178,7 @@ def score_tables(metrics: Mapping[str, Any]) -> list[Table]:
         bounds = [("nats per token", "nelbo.*", metrics["nelbo"])]
         if "nelbo_stderr" in metrics:
             bounds.append(("standard error", "nelbo_stderr.*", metrics["nelbo_stderr"]))
-        tables.append(_by_direction_table("held-out negative ELBO", bounds))
+        tables.append(_by_direction_table(f"held-out {metrics.get('nelbo_kind', 'negative ELBO')}", bounds))
     if metrics.get("cost"):
         cost = metrics["cost"]
         statistics = dict.fromkeys(k for stats in cost.values() for k in stats)

@@ -30,7 +30,7 @@ objective's (`medim.objectives.weightings`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -82,17 +82,30 @@ class ScoredTokens:
     scorable: Tensor
 
 
-class ObjectiveParams(ComponentParams):
+class ModalityWeightParams(ComponentParams):
+    """The loss weight of each modality's tokens, which every objective takes."""
+
+    modality_weights: dict[ModalityName, float] = Field(
+        default_factory=lambda: {"image": 1.0, "text": 1.0},
+        description="loss weight of each modality's tokens (a modality left out weighs 1)",
+    )
+
+    @field_validator("modality_weights")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"weights must be >= 0, got {negative}")
+        return {name: weights.get(name, 1.0) for name in MODALITY_CODES}
+
+
+class ObjectiveParams(ModalityWeightParams):
     """Corruption and normalisation choices every objective shares."""
 
     time_sampling: Literal["shared", "independent"] = Field(
         "shared",
         description="one t per sample for image and report (MeDiM), or one per modality; "
         "independent needs a backbone that takes per-position noise levels",
-    )
-    modality_weights: dict[ModalityName, float] = Field(
-        default_factory=lambda: {"image": 1.0, "text": 1.0},
-        description="loss weight of each modality's tokens (a modality left out weighs 1)",
     )
     normalize: Literal["noisable", "masked", "modality"] = Field(
         "noisable",
@@ -108,29 +121,54 @@ class ObjectiveParams(ComponentParams):
         description="probability that image or report is masked entirely in a joint sample (UniDisc: 0.1-0.2)",
     )
 
-    @field_validator("modality_weights")
-    @classmethod
-    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
-        negative = {k: v for k, v in weights.items() if v < 0}
-        if negative:
-            raise ValueError(f"weights must be >= 0, got {negative}")
-        return {name: weights.get(name, 1.0) for name in MODALITY_CODES}
 
+class Objective:
+    """What tasks, the trainer and the evaluation need of any objective: corrupt a batch for a task's roles,
+    score it, and say how the model it trains is decoded and what backbone it needs."""
 
-class MaskedDiffusionObjective:
-    """Base class: the corruption and the SUBS loss; subclasses give the per-token weight w(t)."""
+    #: True for an objective whose model generates one token at a time in a fixed order (tasks decode it so).
+    decodes_left_to_right: ClassVar[bool] = False
+    #: True when the objective only makes sense with a backbone whose attention is causal.
+    needs_causal_backbone: ClassVar[bool] = False
 
-    Params = ObjectiveParams
-
-    def __init__(self, params: ObjectiveParams, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
+    def __init__(self, params: ComponentParams, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
         self.params = params
         self.layout = layout
         self.noise = noise
-        self._sentence_ends: Tensor | None = None
 
     @property
     def token_levels(self) -> bool:
         """True when the backbone gets one noise level per position ([B, L]) rather than per sample."""
+        return False
+
+    def corrupt(
+        self,
+        x0: Tensor,
+        noisable: Tensor,
+        conditioning: Tensor,
+        cond_dropout: float,
+        generator: torch.Generator | None = None,
+    ) -> TrainingBatch:
+        """The training input for clean sequences x0 [B, L] whose roles are `noisable` and `conditioning` [B, L]."""
+        raise NotImplementedError
+
+    def loss(self, backbone: Backbone, batch: TrainingBatch) -> LossOutput:
+        """The scalar loss of `batch` and its diagnostics."""
+        raise NotImplementedError
+
+
+class MaskedDiffusionObjective(Objective):
+    """Base class: the corruption and the SUBS loss; subclasses give the per-token weight w(t)."""
+
+    Params = ObjectiveParams
+    params: ObjectiveParams
+
+    def __init__(self, params: ObjectiveParams, *, layout: SequenceLayout, noise: MaskingSchedule) -> None:
+        super().__init__(params, layout=layout, noise=noise)
+        self._sentence_ends: Tensor | None = None
+
+    @property
+    def token_levels(self) -> bool:
         return self.params.time_sampling == "independent"
 
     def weight(self, t: Tensor) -> Tensor:
@@ -213,14 +251,7 @@ class MaskedDiffusionObjective:
         scored = self.scored_tokens(backbone, batch)
         modality = self.layout.position_modality.to(batch.xt.device)[scored.positions]
         loss = self._normalise(scored.weighted, modality, scored.scorable)
-        with torch.no_grad():
-            ce = scored.cross_entropy
-            counts = {name: int((modality == code).sum()) for name, code in MODALITY_CODES.items()}
-            counts = {name: count for name, count in counts.items() if count}
-            per_modality = {name: ce[modality == MODALITY_CODES[name]].mean().item() for name in counts}
-            mean_ce = ce.mean().item() if len(ce) else 0.0
-            accuracy = scored.correct.float().mean().item() if len(ce) else 0.0
-        return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality, counts)
+        return loss_output(loss, scored, modality)
 
     def _normalise(self, weighted: Tensor, modality: Tensor, scorable: Tensor) -> Tensor:
         """Sum the weighted per-token losses [N] into the scalar loss, as `normalize` says."""
@@ -236,3 +267,15 @@ class MaskedDiffusionObjective:
         lam = torch.tensor([weights["image"], weights["text"]], device=weighted.device)[modality.clamp(min=0)]
         denominator = scorable.sum() if self.params.normalize == "noisable" else torch.tensor(len(weighted))
         return (lam * weighted).sum() / denominator.clamp(min=1)
+
+
+def loss_output(loss: Tensor, scored: ScoredTokens, modality: Tensor) -> LossOutput:
+    """`loss` with the diagnostics of the tokens it scored (`modality` [N]: each scored token's modality code)."""
+    with torch.no_grad():
+        ce = scored.cross_entropy
+        counts = {name: int((modality == code).sum()) for name, code in MODALITY_CODES.items()}
+        counts = {name: count for name, count in counts.items() if count}
+        per_modality = {name: ce[modality == MODALITY_CODES[name]].mean().item() for name in counts}
+        mean_ce = ce.mean().item() if len(ce) else 0.0
+        accuracy = scored.correct.float().mean().item() if len(ce) else 0.0
+    return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality, counts)

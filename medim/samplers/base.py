@@ -97,12 +97,17 @@ class SamplerOutput:
     confidence: Tensor | None = None
 
 
-class SamplerParams(ComponentParams):
-    """Logit processing, guidance schedule and block decoding, shared by every sampler."""
+class LogitParams(ComponentParams):
+    """How logits become the distribution a token is drawn from: temperature, top-k, top-p."""
 
     temperature: float = Field(1.0, gt=0, description="softmax temperature of the token distribution")
     top_k: int | None = Field(None, gt=0, description="keep the k most likely ids per position")
     top_p: float | None = Field(None, gt=0, le=1, description="keep the smallest set of ids with this mass")
+
+
+class SamplerParams(LogitParams):
+    """Logit processing, guidance schedule and block decoding, shared by every sampler."""
+
     cfg_schedule: Literal["constant", "linear"] = Field(
         "constant",
         description="guidance weight over the reverse process: constant w, or MeDiM's w * (1 - t) "

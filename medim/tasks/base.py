@@ -23,6 +23,7 @@ without one (joint generation) guides on the given part, e.g. a report opening.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -33,10 +34,11 @@ from medim.backbones.base import Backbone
 from medim.config.modalities import describe_generation, modality_codes
 from medim.errors import DataError
 from medim.noise.base import MaskingSchedule
-from medim.objectives.base import LossOutput, MaskedDiffusionObjective, TrainingBatch
+from medim.objectives.base import LossOutput, Objective, TrainingBatch
 from medim.registry import ComponentParams
 from medim.samplers.base import Sampler
 from medim.tasks.generation import DecodeStats, denoise
+from medim.tasks.left_to_right import decode_left_to_right
 from medim.tasks.request import Generated, GenerationPrompt, GenerationRequest
 from medim.tokenizers.layouts import SequenceLayout
 
@@ -64,8 +66,10 @@ class MaskedDiffusionTask:
     #: Modalities generated (noised) and given (conditioning) by this task, by name.
     noised_modalities: ClassVar[tuple[str, ...]] = ()
     conditioning_modalities: ClassVar[tuple[str, ...]] = ()
+    #: Modalities the model never sees: their positions always hold the mask id (a report-only language model).
+    hidden_modalities: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params: TaskParams, *, layout: SequenceLayout, objective: MaskedDiffusionObjective) -> None:
+    def __init__(self, params: TaskParams, *, layout: SequenceLayout, objective: Objective) -> None:
         self.params = params
         self.layout = layout
         self.objective = objective
@@ -96,7 +100,14 @@ class MaskedDiffusionTask:
     def training_batch(self, x0: Tensor, generator: torch.Generator | None = None) -> TrainingBatch:
         """Corrupt clean sequences x0 [B, L] for this task, as the objective says."""
         noisable, conditioning = self.roles(x0.shape[0], generator)
-        return self.objective.corrupt(x0, noisable, conditioning, self.params.cond_dropout, generator)
+        batch = self.objective.corrupt(x0, noisable, conditioning, self.params.cond_dropout, generator)
+        return replace(batch, xt=self.hide(batch.xt)) if self.hidden_modalities else batch
+
+    def hide(self, tokens: Tensor) -> Tensor:
+        """`tokens` [B, L] with the positions of `hidden_modalities` masked (unchanged when there are none)."""
+        if not self.hidden_modalities:
+            return tokens
+        return tokens.masked_fill(self._positions_of(self.hidden_modalities).to(tokens.device), self.layout.mask_id)
 
     def loss(self, backbone: Backbone, batch: TrainingBatch) -> LossOutput:
         """The objective's loss of `batch`."""
@@ -123,8 +134,13 @@ class MaskedDiffusionTask:
         )
 
     def prompt(self, request: GenerationRequest, device: torch.device) -> GenerationPrompt:
-        """The token-level prompt of a request (a task with its own inputs overrides this)."""
-        return GenerationPrompt.from_request(self.layout, request, device)
+        """The token-level prompt of a request (a task with its own inputs overrides this); hidden modalities
+        are masked and count as given, so nothing of them is seen or generated."""
+        prompt = GenerationPrompt.from_request(self.layout, request, device)
+        if self.hidden_modalities:
+            prompt.tokens = self.hide(prompt.tokens)
+            prompt.known |= self._positions_of(self.hidden_modalities).to(device)
+        return prompt
 
     def generate(
         self,
@@ -178,6 +194,19 @@ class MaskedDiffusionTask:
             conditioning = self._positions_of(self.conditioning_modalities).to(noised.device).expand_as(prompt.known)
         else:
             conditioning = prompt.known & noised
+        if self.objective.decodes_left_to_right:
+            return decode_left_to_right(
+                backbone,
+                self.layout,
+                sampler,
+                prompt.tokens,
+                noised=noised.expand_as(prompt.known),
+                generate=noised & ~prompt.known,
+                conditioning=conditioning,
+                cfg_scale=cfg_scale,
+                seeds=seed,
+                stats=stats,
+            )
         return denoise(
             backbone,
             self.layout,

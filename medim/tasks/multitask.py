@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from medim.backbones.base import Backbone
-from medim.objectives.base import MaskedDiffusionObjective
+from medim.objectives.base import Objective
 from medim.registry import TASKS
 from medim.tasks.base import MaskedDiffusionTask, TaskParams
 from medim.tokenizers.layouts import SequenceLayout
@@ -39,7 +39,7 @@ class MultiTask(MaskedDiffusionTask):
                 raise ValueError("a multitask cannot contain itself")
             return weights
 
-    def __init__(self, params: Params, *, layout: SequenceLayout, objective: MaskedDiffusionObjective) -> None:
+    def __init__(self, params: Params, *, layout: SequenceLayout, objective: Objective) -> None:
         super().__init__(params, layout=layout, objective=objective)
         self.members: dict[str, MaskedDiffusionTask] = {
             name: TASKS.build(
