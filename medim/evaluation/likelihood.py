@@ -150,7 +150,7 @@ def nelbo_metrics(
     bounds = held_out_nelbo(experiment, backbone, split, directions)
     exact = experiment.objective.decodes_left_to_right
     return {
-        "nelbo_kind": "exact negative log-likelihood" if exact else "negative ELBO (a bound)",
+        "nelbo_kind": "exact negative log-likelihood" if exact else "negative ELBO",
         "nelbo": {k: b.value for k, b in bounds.items()},
         "nelbo_stderr": {k: b.stderr for k, b in bounds.items()},
         "nelbo_per_pair": {k: b.per_pair for k, b in bounds.items()},
