@@ -148,7 +148,6 @@ def main() -> None:
             chosen = ([findings[k] for k in keep], [impressions[k] for k in keep])
             train_impressions = sections(experiment, "train")[2]
             most_common = Counter(train_impressions).most_common(1)[0][0]
-            result["most_common_training_impression"] = most_common
             result["infill"]["most_common_training_impression"] = infill_scores(
                 chosen[0], [most_common] * len(keep), chosen[1]
             )
