@@ -205,6 +205,12 @@ def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, f
     return (1 - t) ** 2 * np.array(p0) + 2 * (1 - t) * t * np.array(p1) + t**2 * np.array(p2)
 
 
+def _lateral(x: np.ndarray, anatomy: _Anatomy, side: str) -> np.ndarray:
+    """0 at the mediastinum, 1 at the lateral chest wall, on one side."""
+    width = anatomy.half_width - anatomy.mediastinum
+    return np.clip((_side_sign(side) * (x - anatomy.cx) - anatomy.mediastinum) / width, 0.0, 1.0)
+
+
 def _draw_effusion(
     image: np.ndarray,
     x: np.ndarray,
@@ -215,8 +221,7 @@ def _draw_effusion(
     rng: np.random.Generator,
 ) -> None:
     """White basal fluid with a meniscus climbing the lateral wall; blunts the costophrenic angle."""
-    width = anatomy.half_width - anatomy.mediastinum
-    lateral = np.clip((_side_sign(side) * (x - anatomy.cx) - anatomy.mediastinum) / width, 0.0, 1.0)
+    lateral = _lateral(x, anatomy, side)
     depth = rng.uniform(0.32, 0.45) * anatomy.lung_height(side)
     level = anatomy.dome[side] - depth - rng.uniform(3.0, 6.0) * lateral**2
     alpha = np.clip((y - level) / 2.0, 0.0, 1.0) * lungs[side]
