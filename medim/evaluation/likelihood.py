@@ -20,6 +20,7 @@ prior term, at most eps * log V per token.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,39 +63,9 @@ def held_out_nelbo(
     negative log-likelihood itself (no draws), which the bound of a diffusion model is compared against.
     """
     if experiment.objective.decodes_left_to_right:
-        return held_out_nll(experiment, backbone, split, directions, batch_size=batch_size)
-    layout, noise = experiment.layout, experiment.noise
-    time_sampling = experiment.objective.params.time_sampling  # a model trained with per-position levels gets them
-    elbo = OBJECTIVES.build({"name": "elbo", "time_sampling": time_sampling}, layout=layout, noise=noise)
-    tokens = experiment.tokens(split)
-    device = next(backbone.parameters()).device
-    m_max = float(noise.masking(torch.ones(())))
-    bounds = {}
-    for direction in directions:
-        per_pair = []
-        for start in range(0, len(tokens), batch_size):
-            x0 = experiment.task.hide(tokens[start : start + batch_size].to(device))
-            generator = torch.Generator().manual_seed(ESTIMATOR_SEED + start)
-            noisable = direction.noisable(layout, x0.shape[0]).to(device)
-            offsets = torch.rand(x0.shape[0], generator=generator)
-            estimates = []
-            for draw in range(draws):
-                m = (m_max * (draw + offsets) / draws).clamp(min=1e-6).to(device)
-                u = torch.rand(x0.shape, generator=generator).to(device)
-                estimates.append(masked_level_estimate(elbo, backbone, x0, noisable, m, u, m_max))
-            per_pair.append(torch.stack(estimates).mean(0).cpu())
-        bounds[direction.name] = _bound(torch.cat(per_pair))
-    return bounds
-
-
-@torch.no_grad()
-def held_out_nll(
-    experiment: Experiment, backbone: Backbone, split: str, directions: list[Direction], *, batch_size: int = 64
-) -> dict[str, Bound]:
-    """{direction name: exact negative log-likelihood per generated token} of an autoregressive model."""
-    objective = experiment.objective
-    if not isinstance(objective, AutoregressiveObjective):
-        raise TypeError(f"an exact likelihood needs the autoregressive objective, not {type(objective).__name__}")
+        estimate = _exact_estimator(experiment, backbone)
+    else:
+        estimate = _elbo_estimator(experiment, backbone, draws)
     tokens = experiment.tokens(split)
     device = next(backbone.parameters()).device
     bounds = {}
@@ -103,9 +74,41 @@ def held_out_nll(
         for start in range(0, len(tokens), batch_size):
             x0 = experiment.task.hide(tokens[start : start + batch_size].to(device))
             noisable = direction.noisable(experiment.layout, x0.shape[0]).to(device)
-            per_pair.append(objective.sequence_nll(backbone, x0, noisable).cpu())
+            per_pair.append(estimate(x0, noisable, start).cpu())
         bounds[direction.name] = _bound(torch.cat(per_pair))
     return bounds
+
+
+#: (x0 [B, L], noisable [B, L], index of the batch's first pair) -> each pair's value per generated token [B].
+PairEstimator = Callable[[Tensor, Tensor, int], Tensor]
+
+
+def _elbo_estimator(experiment: Experiment, backbone: Backbone, draws: int) -> PairEstimator:
+    """The MDLM bound (module docstring): `draws` stratified masking levels per pair, from the estimator's seed."""
+    layout, noise = experiment.layout, experiment.noise
+    time_sampling = experiment.objective.params.time_sampling  # a model trained with per-position levels gets them
+    elbo = OBJECTIVES.build({"name": "elbo", "time_sampling": time_sampling}, layout=layout, noise=noise)
+    m_max = float(noise.masking(torch.ones(())))
+
+    def estimate(x0: Tensor, noisable: Tensor, start: int) -> Tensor:
+        generator = torch.Generator().manual_seed(ESTIMATOR_SEED + start)
+        offsets = torch.rand(x0.shape[0], generator=generator)
+        estimates = []
+        for draw in range(draws):
+            m = (m_max * (draw + offsets) / draws).clamp(min=1e-6).to(x0.device)
+            u = torch.rand(x0.shape, generator=generator).to(x0.device)
+            estimates.append(masked_level_estimate(elbo, backbone, x0, noisable, m, u, m_max))
+        return torch.stack(estimates).mean(0)
+
+    return estimate
+
+
+def _exact_estimator(experiment: Experiment, backbone: Backbone) -> PairEstimator:
+    """The exact negative log-likelihood of an autoregressive model."""
+    objective = experiment.objective
+    if not isinstance(objective, AutoregressiveObjective):
+        raise TypeError(f"an exact likelihood needs the autoregressive objective, not {type(objective).__name__}")
+    return lambda x0, noisable, start: objective.sequence_nll(backbone, x0, noisable)
 
 
 def _bound(per_pair: Tensor) -> Bound:
