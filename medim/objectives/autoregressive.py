@@ -54,9 +54,9 @@ def generation_order(layout: SequenceLayout, noisable: Tensor) -> Tensor:
     return (torch.arange(length, device=noisable.device)[None] + start[:, None]) % length
 
 
-def shifted_inputs(tokens: Tensor, order: Tensor, start_id: int) -> Tensor:
-    """[B, L] the backbone's input: `tokens` [B, L] read in `order`, shifted right by one behind `start_id`."""
-    ordered = tokens.gather(1, order)
+def shift_right(ordered: Tensor, start_id: int) -> Tensor:
+    """[B, L] the backbone's input for sequences [B, L] already in reading order: shifted right by one behind
+    `start_id`, so that input k holds the token at order index k - 1."""
     return torch.cat([torch.full_like(ordered[:, :1], start_id), ordered[:, :-1]], 1)
 
 
@@ -96,7 +96,7 @@ class AutoregressiveObjective(Objective):
         if scored_mask is not None:
             scorable = scorable & scored_mask
         order = generation_order(layout, batch.noisable)
-        hidden = backbone(shifted_inputs(batch.xt, order, layout.mask_id), batch.noise_level, None)
+        hidden = backbone(shift_right(batch.xt.gather(1, order), layout.mask_id), batch.noise_level, None)
         rows, index = scorable.gather(1, order).nonzero(as_tuple=True)
         positions = order[rows, index]
         logits = backbone.logits(hidden[rows, index][None])[0]

@@ -101,7 +101,7 @@ class MaskedDiffusionTask:
         """Corrupt clean sequences x0 [B, L] for this task, as the objective says."""
         noisable, conditioning = self.roles(x0.shape[0], generator)
         batch = self.objective.corrupt(x0, noisable, conditioning, self.params.cond_dropout, generator)
-        return replace(batch, xt=self.hide(batch.xt)) if self.hidden_modalities else batch
+        return replace(batch, xt=self.hide(batch.xt))
 
     def hide(self, tokens: Tensor) -> Tensor:
         """`tokens` [B, L] with the positions of `hidden_modalities` masked (unchanged when there are none)."""

@@ -18,7 +18,7 @@ from transformers import DynamicCache
 
 from medim.backbones.base import Backbone
 from medim.errors import ConfigError
-from medim.objectives.autoregressive import generation_order, shifted_inputs
+from medim.objectives.autoregressive import generation_order, shift_right
 from medim.samplers.autoregressive import AutoregressiveSampler
 from medim.samplers.base import Sampler
 from medim.samplers.logits import classifier_free_guidance, sample_categorical
@@ -65,12 +65,12 @@ def decode_left_to_right(
         return given.clone()
     cache = DynamicCache() if sampler.params.kv_cache and backbone.supports_kv_cache else None
     level = torch.zeros(batch * (2 if guided else 1), device=device)
+    inputs = _branches(sequence, unconditional, layout.mask_id)
     for k in range(int(columns[0]), int(columns[-1]) + 1):
-        inputs = _branches(sequence, unconditional, layout.mask_id)[:, : k + 1]
         if cache is None:
-            hidden = backbone(inputs, level)[:, -1]
+            hidden = backbone(inputs[:, : k + 1], level)[:, -1]
         else:
-            hidden = backbone(inputs[:, cache.get_seq_length() :], level, cache=cache)[:, -1]
+            hidden = backbone(inputs[:, cache.get_seq_length() : k + 1], level, cache=cache)[:, -1]
         rows = todo[:, k]
         if not rows.any():
             continue
@@ -82,6 +82,10 @@ def decode_left_to_right(
             logits = classifier_free_guidance(logits[:batch], logits[batch:], cfg_scale)
         log_probs = sampler.log_probs(logits[rows])
         sequence[rows, k] = sample_categorical(log_probs[:, None], rng.rows(rows))[:, 0]
+        if k + 1 < inputs.shape[1]:  # the drawn tokens are the next input, in both branches
+            inputs[:batch, k + 1] = sequence[:, k]
+            if unconditional is not None:
+                inputs[batch:, k + 1] = sequence[:, k].masked_fill(unconditional[:, k], layout.mask_id)
     if stats is not None:
         stats.add(costs.stats(time.perf_counter() - started))
     return given.scatter(1, order, sequence)
@@ -89,8 +93,5 @@ def decode_left_to_right(
 
 def _branches(sequence: Tensor, unconditional: Tensor | None, mask_id: int) -> Tensor:
     """The backbone's inputs [B or 2B, L]: the shifted sequence, and below it the unconditional branch's."""
-    identity = torch.arange(sequence.shape[1], device=sequence.device)[None].expand_as(sequence)
-    inputs = shifted_inputs(sequence, identity, mask_id)
-    if unconditional is None:
-        return inputs
-    return torch.cat([inputs, shifted_inputs(sequence.masked_fill(unconditional, mask_id), identity, mask_id)])
+    branches = [sequence] if unconditional is None else [sequence, sequence.masked_fill(unconditional, mask_id)]
+    return shift_right(torch.cat(branches), mask_id)
