@@ -25,7 +25,9 @@ from medim.errors import ConfigError
 from medim.evaluation.image_metrics import FeatureExtractor
 from medim.experiment import build_experiment
 from medim.noise.base import MaskingSchedule, ScheduleParams
-from medim.registry import BACKBONES, FEATURE_EXTRACTORS, NOISE, SAMPLERS, TOKENIZERS, Registry
+from medim.objectives.autoregressive import AutoregressiveObjective
+from medim.objectives.base import ScoredTokens, TrainingBatch
+from medim.registry import BACKBONES, FEATURE_EXTRACTORS, NOISE, OBJECTIVES, SAMPLERS, TOKENIZERS, Registry
 from medim.samplers.base import Sampler, SamplerOutput, StepContext
 from medim.samplers.maskgit import MaskGITSampler
 from medim.tokenizers.patch_kmeans import PatchKMeansTokenizer
@@ -102,6 +104,19 @@ class RisesAndFalls(MaskingSchedule):
 
     def time_at(self, masking: Tensor) -> Tensor:
         return torch.asin(2 * masking) / math.pi
+
+
+class ForgetsTheShift(AutoregressiveObjective):
+    """Next-token prediction without the shift: each position is predicted from a forward that reads its own token."""
+
+    def scored_tokens(self, backbone: torch.nn.Module, batch: TrainingBatch) -> ScoredTokens:
+        hidden = backbone(batch.xt, batch.noise_level, None)
+        rows, positions = batch.noisable.nonzero(as_tuple=True)
+        logits = backbone.logits(hidden[rows, positions][None])[0]
+        logits = logits.masked_fill(~self.layout.allowed_vocab(positions), float("-inf"))
+        targets = batch.x0[rows, positions]
+        cross_entropy = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        return ScoredTokens(rows, positions, cross_entropy, cross_entropy, logits.argmax(-1) == targets, batch.noisable)
 
 
 class CentresOnTheBatch(FeatureExtractor):
@@ -193,6 +208,13 @@ def test_a_sampler_drawing_from_the_global_generator_is_not_batch_invariant(regi
         "a sample must be the same generated alone as beside others"
         in failed["a sample is the same alone as in a batch"]
     )
+
+
+def test_an_objective_that_shows_the_model_its_targets_fails(register, workdir: Path) -> None:
+    register(OBJECTIVES, "test_forgets_the_shift", ForgetsTheShift)
+    failed = failures(check_component("objectives", "test_forgets_the_shift", workdir=workdir))
+    assert list(failed) == ["the scored tokens are hidden from the model"]  # the diffusion-only checks do not apply
+    assert "must never see the token it is scored on" in failed["the scored tokens are hidden from the model"]
 
 
 def test_a_schedule_whose_masking_is_not_monotone(register, workdir: Path) -> None:
