@@ -107,7 +107,8 @@ class ExactDenoiser(Backbone):
     def logits(
         self, hidden: Tensor, positions: Tensor | None = None, vocab_range: tuple[int, int] | None = None
     ) -> Tensor:
-        return hidden if positions is None else hidden[:, positions]
+        logits = hidden if positions is None else hidden[:, positions]
+        return logits if vocab_range is None else logits[..., vocab_range[0] : vocab_range[1]]
 
 
 def histogram(samples: Tensor) -> Tensor:

@@ -121,6 +121,14 @@ class TrainConfig(_Section):
         ("jsonl",), description="metric sinks: train_log.jsonl (always), TensorBoard, Weights & Biases"
     )
     num_threads: int | None = Field(None, gt=0, description="torch CPU threads; null = torch default")
+    fused_optimizer: bool = Field(
+        True, description="AdamW's fused kernel (all parameters in one pass, CPU or GPU); false = torch's foreach"
+    )
+    compile: bool = Field(
+        False,
+        description="run the backbone under torch.compile: faster steps on a GPU after a compilation of minutes; "
+        "slower on a small CPU (benchmarks/RESULTS.md)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -24,7 +24,6 @@ tokens with the mask id, which classifier-free guidance at decoding re-creates.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from medim.backbones.base import Backbone
@@ -38,6 +37,7 @@ from medim.objectives.base import (
     TrainingBatch,
     loss_output,
 )
+from medim.objectives.token_loss import score_grid
 from medim.registry import OBJECTIVES
 from medim.tokenizers.layouts import SequenceLayout
 
@@ -97,13 +97,8 @@ class AutoregressiveObjective(Objective):
             scorable = scorable & scored_mask
         order = generation_order(layout, batch.noisable)
         hidden = backbone(shift_right(batch.xt.gather(1, order), layout.mask_id), batch.noise_level, None)
-        rows, index = scorable.gather(1, order).nonzero(as_tuple=True)
-        positions = order[rows, index]
-        logits = backbone.logits(hidden[rows, index][None])[0]
-        logits = logits.masked_fill(~layout.allowed_vocab(positions.cpu()).to(logits.device), float("-inf"))
-        targets = batch.x0[rows, positions]
-        cross_entropy = F.cross_entropy(logits.float(), targets, reduction="none")
-        correct = logits.detach().argmax(-1) == targets
+        scores = score_grid(backbone, layout, hidden, scorable.gather(1, order), batch.x0, order)
+        rows, positions, cross_entropy, correct = scores.rows, scores.positions, scores.cross_entropy, scores.correct
         return ScoredTokens(rows, positions, cross_entropy, cross_entropy, correct, scorable)
 
     def loss(self, backbone: Backbone, batch: TrainingBatch) -> LossOutput:

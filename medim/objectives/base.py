@@ -29,17 +29,18 @@ objective's (`medim.objectives.weightings`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import Tensor
 
 from medim.backbones.base import Backbone
 from medim.config.modalities import IMAGE, MODALITY_CODES, TEXT, ModalityName
 from medim.noise.base import MaskingSchedule, uniform
+from medim.objectives.token_loss import score_grid
 from medim.registry import ComponentParams
 from medim.tokenizers.layouts import SequenceLayout
 
@@ -58,15 +59,41 @@ class TrainingBatch:
 
 @dataclass(frozen=True)
 class LossOutput:
-    """The scalar loss and diagnostics: unweighted cross-entropy and accuracy at masked positions, per modality too."""
+    """The scalar loss and its diagnostics: unweighted cross-entropy and accuracy at masked positions, per modality
+    too. The diagnostics stay on the device as sums (`stats`) until first read, then come over in one transfer, so
+    computing a loss never waits for the device."""
 
     loss: Tensor
-    cross_entropy: float
-    accuracy: float
-    masked_tokens: int
-    modality_cross_entropy: dict[str, float]
-    #: The masked positions behind each `modality_cross_entropy` mean: the weights that combine them over micro-batches.
-    modality_masked_tokens: dict[str, int] = field(default_factory=dict)
+    #: [3 + 2M]: sum of cross-entropies, correct argmaxes, scored tokens, then per modality its CE sum and count.
+    stats: Tensor
+
+    @functools.cached_property
+    def _values(self) -> list[float]:
+        return self.stats.tolist()
+
+    @property
+    def masked_tokens(self) -> int:
+        return int(self._values[2])
+
+    @property
+    def cross_entropy(self) -> float:
+        return self._values[0] / self.masked_tokens if self.masked_tokens else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        return self._values[1] / self.masked_tokens if self.masked_tokens else 0.0
+
+    @property
+    def modality_masked_tokens(self) -> dict[str, int]:
+        """The masked positions behind each `modality_cross_entropy` mean (the weights that combine them over
+        micro-batches); modalities without any are left out."""
+        counts = {name: int(self._values[4 + 2 * i]) for i, name in enumerate(MODALITY_CODES)}
+        return {name: count for name, count in counts.items() if count}
+
+    @property
+    def modality_cross_entropy(self) -> dict[str, float]:
+        totals = {name: self._values[3 + 2 * i] for i, name in enumerate(MODALITY_CODES)}
+        return {name: totals[name] / count for name, count in self.modality_masked_tokens.items()}
 
 
 @dataclass(frozen=True)
@@ -231,20 +258,19 @@ class MaskedDiffusionObjective(Objective):
     def scored_tokens(self, backbone: Backbone, batch: TrainingBatch) -> ScoredTokens:
         """Every masked scored position of `batch` with its cross-entropy and its weighted loss w(t) * CE."""
         layout = self.layout
-        device = batch.xt.device
-        hidden = backbone(batch.xt, batch.noise_level, layout.attention_mask(batch.xt))
+        x0, xt = batch.x0, batch.xt
+        hidden = backbone(xt, batch.noise_level, layout.attention_mask(xt))
         scorable = batch.noisable
-        scored_mask = layout.scored_mask(batch.x0)
+        scored_mask = layout.scored_mask(x0)
         if scored_mask is not None:
             scorable = scorable & scored_mask
-        rows, positions = ((batch.xt == layout.mask_id) & scorable).nonzero(as_tuple=True)
-        logits = backbone.logits(hidden[rows, layout.logit_positions(positions)][None])[0]
-        logits = logits.masked_fill(~layout.allowed_vocab(positions.cpu()).to(device), float("-inf"))
-        targets = batch.x0[rows, positions]
-        cross_entropy = F.cross_entropy(logits.float(), targets, reduction="none")
-        weighted = self.weight(batch.times[rows, positions]) * cross_entropy
-        correct = logits.detach().argmax(-1) == targets
-        return ScoredTokens(rows, positions, cross_entropy, weighted, correct, scorable)
+        positions = torch.arange(x0.shape[1], device=x0.device)
+        columns = layout.logit_positions(positions)
+        scores = score_grid(
+            backbone, layout, hidden, (xt == layout.mask_id) & scorable, x0, positions.expand_as(x0), columns
+        )
+        weighted = self.weight(batch.times[scores.rows, scores.positions]) * scores.cross_entropy
+        return ScoredTokens(scores.rows, scores.positions, scores.cross_entropy, weighted, scores.correct, scorable)
 
     def loss(self, backbone: Backbone, batch: TrainingBatch) -> LossOutput:
         """The weighted SUBS loss of `batch` (module docstring)."""
@@ -272,10 +298,9 @@ class MaskedDiffusionObjective(Objective):
 def loss_output(loss: Tensor, scored: ScoredTokens, modality: Tensor) -> LossOutput:
     """`loss` with the diagnostics of the tokens it scored (`modality` [N]: each scored token's modality code)."""
     with torch.no_grad():
-        ce = scored.cross_entropy
-        counts = {name: int((modality == code).sum()) for name, code in MODALITY_CODES.items()}
-        counts = {name: count for name, count in counts.items() if count}
-        per_modality = {name: ce[modality == MODALITY_CODES[name]].mean().item() for name in counts}
-        mean_ce = ce.mean().item() if len(ce) else 0.0
-        accuracy = scored.correct.float().mean().item() if len(ce) else 0.0
-    return LossOutput(loss, mean_ce, accuracy, len(ce), per_modality, counts)
+        ce = scored.cross_entropy.float()
+        sums = [ce.sum(), scored.correct.float().sum(), ce.new_tensor(float(len(ce)))]
+        for code in MODALITY_CODES.values():
+            chosen = modality == code
+            sums += [torch.where(chosen, ce, 0.0).sum(), chosen.float().sum()]
+    return LossOutput(loss, torch.stack(sums))

@@ -50,6 +50,16 @@ class SequenceLayout:
         """[..., V] bool: the ids each given position may take (never the mask or the other modality)."""
         return self.vocab_masks[self.position_modality[positions]]
 
+    def vocab_range(self, modality: int) -> tuple[int, int] | None:
+        """[lo, hi): the ids a position of `modality` may take when they are one contiguous block, else None
+        (a loss or sampler then needs logits only over that slice of the vocabulary)."""
+        ranges = self.__dict__.setdefault("_vocab_ranges", {})
+        if modality not in ranges:
+            ids = self.vocab_masks[modality].nonzero()[:, 0]
+            contiguous = len(ids) > 0 and int(ids[-1]) - int(ids[0]) + 1 == len(ids)
+            ranges[modality] = (int(ids[0]), int(ids[-1]) + 1) if contiguous else None
+        return ranges[modality]
+
     def logit_positions(self, targets: Tensor) -> Tensor:
         """Positions whose hidden state predicts the given target positions (identity unless shifted)."""
         return targets

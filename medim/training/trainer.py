@@ -190,7 +190,11 @@ class _Session:
             train_tokens, val_tokens = experiment.tokens("train"), experiment.tokens("val")
         model = experiment.build_backbone()
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay
+            model.parameters(),
+            lr=train_cfg.lr,
+            betas=train_cfg.betas,
+            weight_decay=train_cfg.weight_decay,
+            fused=train_cfg.fused_optimizer or None,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train_cfg))
         state = TrainerState(step=0, elapsed_seconds=0.0)
@@ -204,6 +208,8 @@ class _Session:
             atomic_write_text(run_dir / "resolved.yaml", config.to_yaml())
             atomic_write_json(run_dir / "versions.json", package_versions())
             loggers = open_loggers(train_cfg.loggers, run_dir, state.step, config.name, config.model_dump(mode="json"))
+        if train_cfg.compile:
+            model.compile()  # in place: parameter names, checkpoints and generation are unchanged
         wrapped, optimizer, scheduler = accelerator.prepare(LossModule(model), optimizer, scheduler)
         ema = None
         if train_cfg.ema_decay is not None:
