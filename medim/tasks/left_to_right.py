@@ -65,6 +65,7 @@ def decode_left_to_right(
         return given.clone()
     cache = DynamicCache() if sampler.params.kv_cache and backbone.supports_kv_cache else None
     level = torch.zeros(batch * (2 if guided else 1), device=device)
+    column_slices = _column_vocab_slices(layout, order)
     inputs = _branches(sequence, unconditional, layout.mask_id)
     for k in range(int(columns[0]), int(columns[-1]) + 1):
         if cache is None:
@@ -75,9 +76,14 @@ def decode_left_to_right(
         if not rows.any():
             continue
         costs.forward(rows.nonzero()[:, 0])
-        logits = backbone.logits(hidden[:, None])[:, 0].float()
-        allowed = layout.allowed_vocab(order[:, k].cpu()).to(device)
-        logits = logits.masked_fill(~allowed.repeat(len(logits) // batch, 1), float("-inf"))
+        if column_slices[k] is None:
+            logits = backbone.logits(hidden[:, None])[:, 0].float()
+            allowed = layout.allowed_vocab(order[:, k].cpu()).to(device)
+            logits = logits.masked_fill(~allowed.repeat(len(logits) // batch, 1), float("-inf"))
+        else:
+            lo, hi = column_slices[k]
+            logits = torch.full((len(hidden), layout.vocab_size), float("-inf"), device=device)
+            logits[:, lo:hi] = backbone.logits(hidden[:, None], None, (lo, hi))[:, 0].float()
         if guided:
             logits = classifier_free_guidance(logits[:batch], logits[batch:], cfg_scale)
         log_probs = sampler.log_probs(logits[rows])
@@ -89,6 +95,14 @@ def decode_left_to_right(
     if stats is not None:
         stats.add(costs.stats(time.perf_counter() - started))
     return given.scatter(1, order, sequence)
+
+
+def _column_vocab_slices(layout: SequenceLayout, order: Tensor) -> list[tuple[int, int] | None]:
+    """Per column of the generation order: the vocabulary range of the one modality every sample generates there,
+    else None (logits are then computed over every id and blocked per sample)."""
+    modality = layout.position_modality[order.cpu()]
+    shared = (modality == modality[:1]).all(0).tolist()
+    return [layout.vocab_range(int(code)) if same else None for code, same in zip(modality[0].tolist(), shared)]
 
 
 def _branches(sequence: Tensor, unconditional: Tensor | None, mask_id: int) -> Tensor:

@@ -98,6 +98,7 @@ class Predictor:
         targets = state.targets.cpu()
         self.allowed = layout.allowed_vocab(targets).to(device)
         self.logit_positions = layout.logit_positions(targets).to(device)
+        self.slices = _modality_slices(layout, targets, device)
         self.cache: Predictions | None = None
         self.cache_tokens = self.cache_valid = torch.empty(0)
 
@@ -156,10 +157,34 @@ class Predictor:
         if not self.token_levels:  # one time per sample: the mean over its generated positions
             times = (times * generated).sum(1) / generated.sum(1).clamp(min=1)
         hidden = self.backbone(inputs, self.schedule.sigma(times), self.layout.attention_mask(inputs))
-        raw = self.backbone.logits(hidden, self.logit_positions).float()
-        logits = raw.masked_fill(~self.allowed, float("-inf"))
+        if self.keep_raw or self.slices is None:
+            raw = self.backbone.logits(hidden, self.logit_positions).float()
+            logits = raw.masked_fill(~self.allowed, float("-inf"))
+        else:
+            raw, logits = None, self._sliced_logits(hidden)
         self.costs.forward(index)
         slot = torch.full((state.batch,), -1, dtype=torch.long, device=state.x.device)
         slot[index] = torch.arange(len(index), device=state.x.device)
         cond, uncond = logits.split(len(index)) if guided else (logits, None)
         return Predictions(slot, cond, uncond, raw[: len(index)] if self.keep_raw else None)
+
+    def _sliced_logits(self, hidden: Tensor) -> Tensor:
+        """[n, P, V] logits at the targets, each computed only over its modality's ids (the others -inf, as blocked)."""
+        shape = (len(hidden), len(self.logit_positions), self.layout.vocab_size)
+        logits = torch.full(shape, float("-inf"), device=hidden.device)
+        for columns, (lo, hi) in self.slices:
+            logits[:, columns, lo:hi] = self.backbone.logits(hidden, self.logit_positions[columns], (lo, hi)).float()
+        return logits
+
+
+def _modality_slices(layout: SequenceLayout, targets: Tensor, device: torch.device) -> list | None:
+    """For each modality among `targets` [P]: its target columns and vocabulary range; None when a modality's ids
+    are not one block (every id is then computed and the others blocked)."""
+    modality = layout.position_modality[targets]
+    slices = []
+    for code in modality.unique().tolist():
+        vocab_range = layout.vocab_range(code)
+        if vocab_range is None:
+            return None
+        slices.append(((modality == code).nonzero()[:, 0].to(device), vocab_range))
+    return slices
