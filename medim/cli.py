@@ -368,6 +368,19 @@ def _cmd_quickstart(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from medim.benchmarking.presets import preset
+    from medim.benchmarking.report import markdown, write_report
+    from medim.benchmarking.run import run_bench
+
+    result = run_bench(
+        args.what, preset(args.preset), cases=args.case, compile_model=args.compile, progress=not args.quiet
+    )
+    print("\n" + markdown(result))
+    for path in write_report(result, args.out):
+        print(f"written: {path}")
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -395,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_generate_command,
         _add_evaluation_commands,
         _add_downstream_command,
+        _add_bench_command,
     ):
         add(commands, common)
     return parser
@@ -663,3 +677,18 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _add_bench_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "bench",
+        parents=[common],
+        help="training and generation speed of medim against MeDiM's released recipe, a tuned plain-transformers "
+        "reference and autoregressive decoding, measured side by side",
+    )
+    p.add_argument("what", choices=["train", "sample", "all"], help="what to measure")
+    p.add_argument("--preset", default="cpu", help="cpu (small dims, a few minutes) or gpu-paper (MeDiM's dims)")
+    p.add_argument("--case", action="append", help="only this case of the preset (repeatable)")
+    p.add_argument("--compile", action="store_true", help="run medim's backbone under torch.compile")
+    p.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.json, bench.md, bench.png")
+    p.set_defaults(handler=_cmd_bench)

@@ -25,6 +25,9 @@ class HFDecoderBackbone(DecoderDenoiser):
         num_layers: int = Field(3, gt=0)
         num_heads: int = Field(4, gt=0)
         num_kv_heads: int | None = Field(None, gt=0, description="grouped-query heads; null = num_heads")
+        head_dim: int | None = Field(
+            None, gt=0, description="width of each attention head; null = hidden_size / num_heads (Gemma-7B: 256)"
+        )
         intermediate_size: int | None = Field(None, gt=0, description="MLP width; null = 4 * hidden_size")
         rope_theta: float = Field(10000.0, gt=0)
         norm_eps: float = Field(1e-6, gt=0)
@@ -56,8 +59,8 @@ def _config_kwargs(params: HFDecoderBackbone.Params, vocab_size: int, max_seq_le
         "tie_word_embeddings": params.tie_embeddings,
         "rope_theta": params.rope_theta,
         "pad_token_id": None,
+        "head_dim": params.head_dim or params.hidden_size // params.num_heads,
     }
     if params.architecture == "gemma":
-        kwargs["head_dim"] = params.hidden_size // params.num_heads
         kwargs["hidden_activation"] = "gelu_pytorch_tanh"
     return kwargs

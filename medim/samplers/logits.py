@@ -47,5 +47,18 @@ def classifier_free_guidance(cond_logits: Tensor, uncond_logits: Tensor, scale: 
 
 
 def sample_categorical(log_probs: Tensor, rng: RowGenerators) -> Tensor:
-    """One id per position of log_probs [B, P, V] by the Gumbel-max trick (exact categorical sampling)."""
-    return (log_probs + rng.gumbel(*log_probs.shape[1:]).to(log_probs.device)).argmax(-1)
+    """One id per position of log_probs [B, P, V] (normalised or not) by inverting its cumulative distribution
+    with one uniform draw per position (exact categorical sampling).
+
+    One draw per position, not one per id as the Gumbel-max trick needs, keeps sampling cheap over
+    large vocabularies, and makes the drawn id independent of ids of probability zero: logits over
+    a modality's slice of the vocabulary draw the same token as logits over the whole vocabulary
+    with the other ids blocked, for the same seed.
+    """
+    probs = log_probs.float().softmax(-1)
+    cdf = probs.cumsum(-1)
+    total = cdf[..., -1:].contiguous()
+    u = rng.rand(log_probs.shape[1]).to(log_probs.device)[..., None]
+    drawn = torch.searchsorted(cdf, u * total, right=True)
+    # u * total may round up to total: take the last id of positive probability, never one of probability 0
+    return torch.minimum(drawn, torch.searchsorted(cdf, total, right=False))[..., 0]

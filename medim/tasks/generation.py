@@ -157,7 +157,8 @@ class _Loop:
         if not rows.any():
             return
         index = rows.nonzero()[:, 0]
-        best = self.predictor.unguided(rows).logits_at(index, columns, torch.zeros(len(index))).argmax(-1)
+        predicted = self.predictor.unguided(rows)
+        best = predicted.logits_at(index, columns, torch.zeros(len(index))).argmax(-1) + predicted.vocab_offset
         cells = index[:, None], state.targets[None]
         state.x[cells] = torch.where(state.masked(columns, rows), best, state.x[cells])
 
@@ -177,13 +178,15 @@ class _Loop:
         weight = self.guidance.weights(self.sampler, t, index)
         logits = predicted.logits_at(index, columns, weight)
         xt = state.x[index[:, None], positions[None]]
+        offset, mask_id = predicted.vocab_offset, state.mask_id
+        local = xt if not offset else torch.where(xt == mask_id, xt, xt - offset)  # the logits' ids
         frozen = ~state.generate[index][:, columns]
         cells = index[:, None], columns.to(index.device)[None]
         memory = None if state.revealed_confidence is None else state.revealed_confidence[cells]
         step, num_steps = grid_step or (None, None)
         context = StepContext(
             logits,
-            xt,
+            local,
             t,
             s,
             self.rng.rows(index),
@@ -196,8 +199,13 @@ class _Loop:
             guidance_weight=weight,
         )
         out = self.sampler.step(context)
+        drawn = (
+            out.prev_sample
+            if not offset
+            else torch.where(out.prev_sample == mask_id, mask_id, out.prev_sample + offset)
+        )
         if memory is not None:
-            revealed = (xt == state.mask_id) & (out.prev_sample != state.mask_id)
+            revealed = (xt == mask_id) & (drawn != mask_id)
             state.revealed_confidence[cells] = torch.where(revealed, out.confidence, memory)
-        state.x[index[:, None], positions[None]] = torch.where(frozen, xt, out.prev_sample)
+        state.x[index[:, None], positions[None]] = torch.where(frozen, xt, drawn)
         state.set_time(columns, rows, s)

@@ -2,8 +2,11 @@
 
 Each call runs the backbone on the samples that need a fresh prediction (conditional
 and, with guidance, unconditional rows together; the unconditional input re-masks
-the conditioning positions), reads logits only at the generated positions and blocks
-the ids a position's modality may not take. A sampler that reuses predictions gets a
+the conditioning positions) and reads logits only at the generated positions, only
+over their modality's ids: when every target is of one modality, the logits hold just
+its slice of the vocabulary (the loop shifts ids in and out of it, `vocab_offset`), so
+guidance and the sampler work on 8,192 image ids rather than the whole vocabulary;
+otherwise each modality's slice is computed and the other ids are blocked. A sampler that reuses predictions gets a
 sample's last logits again while its tokens did not change.
 
 Time input. A backbone trained with one time per sample gets the mean time of the
@@ -61,6 +64,8 @@ class Predictions:
     cond: Tensor
     uncond: Tensor | None
     raw: Tensor | None = None
+    #: The logits' last axis holds ids [vocab_offset, vocab_offset + V) (nonzero: one modality's slice only).
+    vocab_offset: int = 0
 
     def logits_at(self, index: Tensor, columns: Tensor, weight: Tensor) -> Tensor:
         """[n, C, V] the samples `index`'s logits at `columns`, guided with weight [n] where they have guidance."""
@@ -99,6 +104,7 @@ class Predictor:
         self.allowed = layout.allowed_vocab(targets).to(device)
         self.logit_positions = layout.logit_positions(targets).to(device)
         self.slices = _modality_slices(layout, targets, device)
+        self.local_range = None if keep_raw else _local_range(layout, self.slices)
         self.cache: Predictions | None = None
         self.cache_tokens = self.cache_valid = torch.empty(0)
 
@@ -133,7 +139,7 @@ class Predictor:
             return None if like is None else like.new_zeros(batch, *like.shape[1:])
 
         cond, uncond, raw = empty(computed.cond), empty(computed.uncond), empty(computed.raw)
-        self.cache = Predictions(torch.arange(batch, device=device), cond, uncond, raw)
+        self.cache = Predictions(torch.arange(batch, device=device), cond, uncond, raw, computed.vocab_offset)
         self.cache_tokens = self.state.x.clone()
         self.cache_valid = torch.zeros(batch, dtype=torch.bool, device=device)
 
@@ -157,16 +163,20 @@ class Predictor:
         if not self.token_levels:  # one time per sample: the mean over its generated positions
             times = (times * generated).sum(1) / generated.sum(1).clamp(min=1)
         hidden = self.backbone(inputs, self.schedule.sigma(times), self.layout.attention_mask(inputs))
-        if self.keep_raw or self.slices is None:
+        raw = None
+        if self.local_range is not None:
+            logits = self.backbone.logits(hidden, self.logit_positions, self.local_range).float()
+        elif self.keep_raw or self.slices is None:
             raw = self.backbone.logits(hidden, self.logit_positions).float()
             logits = raw.masked_fill(~self.allowed, float("-inf"))
         else:
-            raw, logits = None, self._sliced_logits(hidden)
+            logits = self._sliced_logits(hidden)
         self.costs.forward(index)
         slot = torch.full((state.batch,), -1, dtype=torch.long, device=state.x.device)
         slot[index] = torch.arange(len(index), device=state.x.device)
         cond, uncond = logits.split(len(index)) if guided else (logits, None)
-        return Predictions(slot, cond, uncond, raw[: len(index)] if self.keep_raw else None)
+        offset = 0 if self.local_range is None else self.local_range[0]
+        return Predictions(slot, cond, uncond, raw[: len(index)] if self.keep_raw else None, offset)
 
     def _sliced_logits(self, hidden: Tensor) -> Tensor:
         """[n, P, V] logits at the targets, each computed only over its modality's ids (the others -inf, as blocked)."""
@@ -175,6 +185,15 @@ class Predictor:
         for columns, (lo, hi) in self.slices:
             logits[:, columns, lo:hi] = self.backbone.logits(hidden, self.logit_positions[columns], (lo, hi)).float()
         return logits
+
+
+def _local_range(layout: SequenceLayout, slices: list | None) -> tuple[int, int] | None:
+    """The one vocabulary range of targets that are all of one modality, when the sampler can work in its local
+    ids: token id - lo for drawn ids, the mask id kept as it is, which needs the mask id outside [0, hi - lo)."""
+    if slices is None or len(slices) != 1:
+        return None
+    lo, hi = slices[0][1]
+    return (lo, hi) if not 0 <= layout.mask_id < hi - lo else None
 
 
 def _modality_slices(layout: SequenceLayout, targets: Tensor, device: torch.device) -> list | None:

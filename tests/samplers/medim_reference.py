@@ -19,8 +19,9 @@ Written from the algorithm as MeDiM runs it, independently of medim's loop and s
     the position's own ids only)
 
 Random numbers come from the caller's generator in the order medim's per-sample stream uses them
-(the categorical draws [P, V], then the ranking noise [P]), so the same seed gives the same draws;
-a categorical draw is the Gumbel-max of log p, which is how MeDiM's multinomial distributes it.
+(one uniform per position for the categorical draws [P], then the ranking noise [P]), so the same seed
+gives the same draws; a categorical draw inverts the cumulative distribution of p at its uniform, one exact
+way to draw what MeDiM's multinomial draws.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def medim_sample(
         t = times[i]
         p = _probabilities(denoise, sigma(t), x, targets, given, allowed, mask_id, cfg * (1 - t) if has_given else 0)
         p = torch.where(torch.isinf(p) | torch.isnan(p) | (p < 0), torch.zeros_like(p), p)
-        draw = (p.log() + gumbel(tuple(p.shape), generator)).argmax(-1)
+        cumulative = p.cumsum(-1)
+        u = torch.rand(len(targets), generator=generator)
+        draw = (cumulative <= (u * cumulative[:, -1])[:, None]).sum(-1)  # the first id whose cumulative exceeds u
         score = p.gather(-1, draw[:, None])[:, 0].log() + r_temp * gumbel((len(targets),), generator) * t
         score = torch.where(masked, score, torch.full_like(score, -math.inf))
         threshold = score.topk(k).values[-1]

@@ -53,7 +53,6 @@ def sample(
 EXACT_FOR_PRODUCTS = [
     ({"name": "ancestral"}, 8),
     ({"name": "ancestral", "cache": False}, 1),
-    ({"name": "maskgit", "schedule": "arccos", "final_argmax": False}, 3),
     ({"name": "maskgit", "confidence": "random", "gumbel_temperature": 0.0, "final_argmax": False}, 2),
     ({"name": "maskgit", "schedule": "cosine", "final_argmax": False}, 1),
     ({"name": "first_hitting"}, 1),
@@ -143,6 +142,17 @@ def test_confidence_ordering_without_noise_is_biased() -> None:
     table = product_table()
     spec = {"name": "maskgit", "schedule": "linear", "gumbel_temperature": 0.0, "final_argmax": False}
     assert total_variation(sample(spec, table, 2), conditional(table, 1)) > 0.1
+
+
+def test_confidence_ordering_with_meDiMs_noise_keeps_a_small_bias() -> None:
+    """With MeDiM's Gumbel noise (10 t) the skew shrinks but stays: at n = 50,000 an exact sampler's total variation
+    falls to about 0.006, MeDiM's ranking stays near 0.025 (measured 0.025 at n = 200,000, where exact ones give
+    0.003), because which position is revealed still depends on the token drawn there."""
+    table = product_table()
+    spec = {"name": "maskgit", "schedule": "arccos", "final_argmax": False}
+    biased = total_variation(sample(spec, table, 3, n=50000), conditional(table, 1))
+    exact = total_variation(sample({"name": "ancestral"}, table, 3, n=50000), conditional(table, 1))
+    assert exact < 0.01 < 0.015 < biased
 
 
 def test_maskgit_final_argmax_is_greedy() -> None:

@@ -44,6 +44,9 @@ def test_fast_left_to_right_decoding_draws_the_plain_paths_tokens(
     task = build_task("multitask", tiny_layout, objective={"name": "autoregressive"})
     backbone = tiny_backbone(tiny_layout, bidirectional=False, timestep_embedding=False, adaln=False).eval()
     sampler = SAMPLERS.build({"name": "autoregressive"}, mask_id=tiny_layout.mask_id, noise=task.noise)
-    for request in (GenerationRequest.of(reports=tiny_corpus.texts[:3]), GenerationRequest.of(count=3, unconditional=True)):
+    for request in (
+        GenerationRequest.of(reports=tiny_corpus.texts[:3]),
+        GenerationRequest.of(count=3, unconditional=True),
+    ):
         fast, plain = generate_both_ways(monkeypatch, task, backbone, sampler, request, num_steps=1, cfg_scale=1.5)
         assert torch.equal(fast, plain)
