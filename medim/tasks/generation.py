@@ -64,6 +64,8 @@ def denoise(
     """
     started = time.perf_counter()
     capabilities = sampler.capabilities()
+    if generate is not None and not (capabilities.one_pool or capabilities.chooses_times):
+        targets, generate = _without_given_modalities(layout, targets, generate)
     state = DecodingState(given, targets, generate, layout.mask_id, capabilities.remembers_confidence)
     costs = CostCounter(state.batch)
     schedule = schedule or sampler.noise
@@ -95,6 +97,22 @@ def denoise(
     if stats is not None:
         stats.add(costs.stats(time.perf_counter() - started))
     return state.x
+
+
+def _without_given_modalities(layout: SequenceLayout, targets: Tensor, generate: Tensor) -> tuple[Tensor, Tensor]:
+    """The targets without a modality no sample generates (a joint model infilling one modality given the other).
+
+    Such targets never move, so dropping them changes no sample, while the loop then computes logits for one
+    modality only. Whole modalities only: each is its own group with its own draws, so a sample's draws stay
+    independent of the batch. (A sampler that ranks every target in one pool, or chooses its own times over all
+    of them, draws over the given ones too and keeps them.)
+    """
+    modality = layout.position_modality.to(targets.device)[targets]
+    keep = torch.zeros_like(modality, dtype=torch.bool)
+    for code in modality.unique():
+        columns = modality == code
+        keep |= columns & generate[:, columns.to(generate.device)].any()
+    return targets[keep], generate[:, keep.to(generate.device)]
 
 
 def _per_sample(seeds: int | list[int] | None, given: Tensor) -> RowGenerators:

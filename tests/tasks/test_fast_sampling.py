@@ -1,5 +1,6 @@
-"""Sampling on the fast path (logits only over each target modality's vocabulary slice) draws the same tokens as
-the straightforward path (every id computed, the others blocked) for a fixed seed, diffusion and left to right."""
+"""Sampling on the fast path (logits only for the generated modality, over its vocabulary slice, in its local ids)
+draws the same tokens as the straightforward path (every target and every id computed, the other modality's ids
+blocked) for a fixed seed, diffusion and left to right."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from helpers.components import build_task, tiny_backbone
 
 from medim.registry import SAMPLERS
-from medim.tasks import left_to_right, prediction
+from medim.tasks import generation, left_to_right, prediction
 from medim.tasks.base import GenerationRequest
 
 
@@ -16,6 +17,7 @@ def generate_both_ways(monkeypatch, task, backbone, sampler, request, **kwargs):
     fast = task.generate(backbone, sampler, request, seed=3, **kwargs).tokens
     with monkeypatch.context() as patched:  # the straightforward path: no slices anywhere
         patched.setattr(prediction, "_modality_slices", lambda *args: None)
+        patched.setattr(generation, "_without_given_modalities", lambda layout, targets, generate: (targets, generate))
         patched.setattr(left_to_right, "_column_vocab_slices", lambda layout, order: [None] * order.shape[1])
         plain = task.generate(backbone, sampler, request, seed=3, **kwargs).tokens
     return fast, plain
@@ -23,10 +25,11 @@ def generate_both_ways(monkeypatch, task, backbone, sampler, request, **kwargs):
 
 @pytest.mark.parametrize("sampler_spec", [{"name": "medim"}, {"name": "ancestral"}, {"name": "maskgit"}])
 @pytest.mark.parametrize("generated", ["image", "text", "both"])
+@pytest.mark.parametrize("task_name", ["joint", "multitask"])
 def test_fast_diffusion_sampling_draws_the_plain_paths_tokens(
-    tiny_layout, tiny_corpus, monkeypatch: pytest.MonkeyPatch, sampler_spec: dict, generated: str
+    tiny_layout, tiny_corpus, monkeypatch: pytest.MonkeyPatch, sampler_spec: dict, generated: str, task_name: str
 ) -> None:
-    task = build_task("multitask", tiny_layout)
+    task = build_task(task_name, tiny_layout)
     backbone = tiny_backbone(tiny_layout).eval()
     sampler = SAMPLERS.build(sampler_spec, mask_id=tiny_layout.mask_id, noise=task.noise)
     request = {
