@@ -70,14 +70,20 @@ class Predictions:
     def logits_at(self, index: Tensor, columns: Tensor, weight: Tensor) -> Tensor:
         """[n, C, V] the samples `index`'s logits at `columns`, guided with weight [n] where they have guidance."""
         slots = self.slot[index]
-        logits = self.cond[slots][:, columns]
+        logits = _take(self.cond, slots, columns)
         if self.uncond is None:
             return logits
-        return classifier_free_guidance(logits, self.uncond[slots][:, columns], weight)
+        return classifier_free_guidance(logits, _take(self.uncond, slots, columns), weight)
 
     def raw_at(self, index: Tensor, columns: Tensor) -> Tensor | None:
         """[n, C, V'] the samples `index`'s raw logits at `columns` (None when they were not kept)."""
         return None if self.raw is None else self.raw[self.slot[index]][:, columns]
+
+
+def _take(logits: Tensor, slots: Tensor, columns: Tensor) -> Tensor:
+    """logits[slots][:, columns] in one copy (none for the columns when a group holds them all, as it usually does)."""
+    rows = logits.index_select(0, slots)
+    return rows if len(columns) == logits.shape[1] else rows[:, columns]
 
 
 class Predictor:
