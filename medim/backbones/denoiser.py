@@ -72,6 +72,12 @@ class DenoiserParams(ComponentParams):
     )
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="parameter dtype")
     gradient_checkpointing: bool = Field(False, description="recompute each layer in the backward pass to save memory")
+    recomputed_layers: int | None = Field(
+        None,
+        ge=0,
+        description="with gradient_checkpointing: recompute only this many layers (the first ones), trading "
+        "memory for speed to fit a budget; null = every layer",
+    )
 
     @model_validator(mode="after")
     def _adaln_needs_time(self) -> DenoiserParams:
@@ -149,9 +155,10 @@ class DecoderDenoiser(Backbone):
         else:
             mask, is_causal = self._cached_attention_mask(padding_mask, length, offset, hidden.dtype)
         recompute = self.params.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        recomputed = len(self.model.layers) if self.params.recomputed_layers is None else self.params.recomputed_layers
         for layer_index, layer in enumerate(self.model.layers):
             modulation = self.adaln[layer_index](c, index) if self.adaln is not None else (None, None)
-            if recompute:
+            if recompute and layer_index < recomputed:
                 hidden = checkpoint(
                     self._layer, layer, hidden, rotary, mask, is_causal, modulation, use_reentrant=False
                 )

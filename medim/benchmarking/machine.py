@@ -5,11 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -53,53 +49,16 @@ def model_flops_per_token(model: nn.Module, layers: int, attention_width: int, s
     return 6.0 * body + 12.0 * layers * attention_width * seq_len
 
 
-def resident_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of the arm's weights and optimizer state: what it holds between steps."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    state = sum(
-        t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)
-    )
-    return weights + state
-
-
-@dataclass
-class MemoryMeter:
-    """Peak memory while a block runs: CUDA's allocator peak, or on a CPU the resident set, sampled every 2 ms."""
-
-    device: torch.device
-    peak: int = 0
-    before: int = 0
-    _samples: list[int] = field(default_factory=list)
-
-    @contextmanager
-    def measure(self) -> Iterator[MemoryMeter]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.before = torch.cuda.memory_allocated(self.device)
-            yield self
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-            return
-        self.before = _resident_set()
-        stop = threading.Event()
-        self._samples = [self.before]
-
-        def sample() -> None:
-            while not stop.is_set():
-                self._samples.append(_resident_set())
-                time.sleep(0.002)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            stop.set()
-            thread.join()
-            self.peak = max(self._samples)
-
-
-def _resident_set() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def peak_step_memory(model: nn.Module, optimizer: torch.optim.Optimizer, step: Callable[[], object]) -> int | None:
+    """Peak bytes of the tensors one arm holds during `step()`: weights, gradients, optimizer state, activations
+    and temporaries, counted tensor by tensor (torch's MemTracker), so neither the allocator's caches nor the other
+    arms resident in the same process are counted. None where this torch has no MemTracker (before 2.5)."""
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError:
+        return None
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer)
+    with tracker:
+        step()
+    return max(int(values["Total"]) for values in tracker.get_tracker_snapshot("peak").values())

@@ -11,8 +11,8 @@ tuned      what a careful user of plain transformers writes: bfloat16 weights, S
            [B, 1, 1, L] padding mask (no L x L), gradient checkpointing, fused AdamW, logits at every
            position over the whole vocabulary (as a `...ForCausalLM` head computes them).
 
-Neither has MeDiM's timestep embedding and AdaLN, which stock transformers models lack; medim's
-arm keeps them (MeDiM's configuration), so its measured advantage is a lower bound.
+Neither has MeDiM's timestep embedding and AdaLN, which stock transformers models lack, so medim
+is timed on the same model (`medim`), and once more with them (`medim_adaln`: what they cost).
 """
 
 from __future__ import annotations

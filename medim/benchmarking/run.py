@@ -1,11 +1,15 @@
 """`medim bench`: run a preset's cases, arm by arm and interleaved, into one JSON document.
 
-Training: per case, the three arms (`training`) take one untimed warm-up round, then `rounds`
-rounds of `timed_steps` optimizer steps each, in turn; the median step time gives tokens/s
-(global batch x sequence length per step). Peak memory is the arm's own: its weights and
-optimizer state plus the largest transient above what every arm holds. On a GPU with a known
-peak, model FLOP utilisation is the body's training FLOPs (`machine.model_flops_per_token`,
-alike for every arm) per second over the device's dense half-precision peak.
+Training: per case, the arms (`training`) take one untimed warm-up round, then `rounds` rounds
+of `timed_steps` optimizer steps each, in turn; the median step time gives tokens/s (global
+batch x sequence length per step). The arms: medim on the references' model (no timestep input
+or AdaLN, which stock transformers lacks) with activation recomputation as the tuned reference
+has it (`medim`) and without (`medim_no_recompute`); medim with MeDiM's timestep embedding and
+AdaLN (`medim_adaln`: their cost); the released recipe; the tuned reference. Peak memory is the
+arm's own (`machine.peak_step_memory`: its tensors, counted in one more, untimed step). On a GPU
+with a known peak, model FLOP utilisation is the body's training FLOPs
+(`machine.model_flops_per_token`, alike for every arm) per second over the device's dense
+half-precision peak.
 
 Generation: per case and direction, every sampler (`generation`) generates `generate_batch`
 samples at `sampler_steps` steps after a two-step warm-up; the released recipe and
@@ -26,16 +30,20 @@ from tqdm import tqdm
 
 from medim.backbones.base import empty_weights
 from medim.benchmarking import generation, training
-from medim.benchmarking.machine import MemoryMeter, machine_info, model_flops_per_token, peak_flops, resident_bytes
+from medim.benchmarking.machine import machine_info, model_flops_per_token, peak_flops, peak_step_memory
 from medim.benchmarking.plain import PlainModel
 from medim.benchmarking.presets import BenchCase, BenchPreset
 from medim.config import load_experiment
 from medim.errors import ConfigError
 from medim.experiment import Experiment, build_experiment
+from medim.objectives.base import TrainingBatch
 from medim.registry import BACKBONES
+from medim.training.batches import slice_batch
 
-#: Paper-configuration switches of medim's arm (MeDiM's: bidirectional, timestep embedding, AdaLN).
+#: MeDiM's switches: bidirectional, timestep embedding, AdaLN (the `medim_adaln` arm and the samplers' model).
 MEDIM_SWITCHES = {"bidirectional": True, "timestep_embedding": True, "adaln": True}
+#: The references' model (stock transformers has no timestep input or AdaLN): what `medim` is timed on.
+PLAIN_SWITCHES = {"bidirectional": True, "timestep_embedding": False, "adaln": False}
 #: Left-to-right decoding's model: causal, no timestep input.
 AUTOREGRESSIVE_SWITCHES = {"bidirectional": False, "timestep_embedding": False, "adaln": False}
 
@@ -97,39 +105,55 @@ def bench_training(
     progress: bool,
 ) -> dict[str, Any]:
     """Tokens/s, peak memory and model FLOP utilisation of each training arm, and medim's ratios."""
-    spec = case.shape.backbone_spec(**MEDIM_SWITCHES)
+    spec = case.shape.backbone_spec(**PLAIN_SWITCHES)
+    recompute = {"gradient_checkpointing": True}  # as the tuned reference: the same memory budget
+    medim_arms = {
+        "medim": {**spec, **recompute},  # then as few layers recomputed as fit the tuned reference's memory
+        "medim_no_recompute": spec,
+        "medim_adaln": {**case.shape.backbone_spec(**MEDIM_SWITCHES), **recompute},
+    }
     arms = [
-        training.medim_arm(experiment, spec, case.micro_batch, bench.fast_dtype, device, compile_model),
+        *(
+            training.medim_arm(experiment, arm_spec, name, case.micro_batch, bench.fast_dtype, device, compile_model)
+            for name, arm_spec in medim_arms.items()
+        ),
         training.plain_arm(experiment, spec, "released", 1, "float32", bench.release_autocast, device),
         training.plain_arm(experiment, spec, "tuned", case.micro_batch, bench.fast_dtype, "none", device),
     ]
     generator = torch.Generator().manual_seed(0)
     x0 = generation.synthetic_sequences(experiment, case.global_batch, generator).to(device)
+    first = experiment.task.training_batch(x0, torch.Generator(device=device).manual_seed(0))
+    tuned = arms[-1]
+    budget = peak_step_memory(
+        tuned.model, tuned.optimizer, lambda: tuned.step(slice_batch(first, slice(0, case.micro_batch)))
+    )
+    recomputed = None
+    if budget is not None:
+        recomputed = training.fit_recomputation(arms[0], budget, slice_batch(first, slice(0, case.micro_batch)))
     times: dict[str, list[float]] = {arm.name: [] for arm in arms}
-    peaks: dict[str, int] = dict.fromkeys(times, 0)
     losses: dict[str, float] = {}
-    bar = tqdm(total=(case.rounds + 1) * len(arms), desc=f"{case.name}: training", disable=not progress)
+    bar = tqdm(total=(case.rounds + 2) * len(arms), desc=f"{case.name}: training", disable=not progress)
     for round_index in range(case.rounds + 1):
         batch = experiment.task.training_batch(x0, torch.Generator(device=device).manual_seed(round_index))
         for arm in arms:
             bar.set_postfix_str(arm.name)
-            own = resident_bytes(arm.model, arm.optimizer)
-            meter = MemoryMeter(device)
-            with meter.measure():
-                for _ in range(1 if round_index == 0 else case.timed_steps):
-                    started = time.perf_counter()
-                    losses[arm.name] = arm.step(batch)
-                    _synchronise(device)
-                    if round_index:
-                        times[arm.name].append(time.perf_counter() - started)
-            others = meter.before - own
-            peaks[arm.name] = max(peaks[arm.name], meter.peak - others, resident_bytes(arm.model, arm.optimizer))
+            for _ in range(1 if round_index == 0 else case.timed_steps):
+                started = time.perf_counter()
+                losses[arm.name] = arm.step(batch)
+                _synchronise(device)
+                if round_index:
+                    times[arm.name].append(time.perf_counter() - started)
             bar.update()
+    peaks: dict[str, int | None] = {}
+    for arm in arms:  # untimed (counting tensors slows a step down), on one micro-batch: the same peak
+        bar.set_postfix_str(f"{arm.name} memory")
+        peaks[arm.name] = _arm_peak(arm, batch)
+        bar.update()
     bar.close()
     tokens_per_step = case.global_batch * experiment.layout.seq_len
     shape = case.shape
     flops_per_token = model_flops_per_token(
-        arms[2].model,
+        arms[-1].model,
         shape.num_layers,
         shape.num_heads * (shape.head_dim or shape.hidden_size // shape.num_heads),
         experiment.layout.seq_len,
@@ -143,7 +167,7 @@ def bench_training(
             "seconds_per_step": step_seconds,
             "step_seconds_all": times[arm.name],
             "tokens_per_s": tokens_per_s,
-            "peak_memory_gib": peaks[arm.name] / 2**30,
+            "peak_memory_gib": None if peaks[arm.name] is None else peaks[arm.name] / 2**30,
             "model_flop_utilisation": tokens_per_s * flops_per_token / peak if peak else None,
             "last_loss": losses[arm.name],
         }
@@ -151,12 +175,18 @@ def bench_training(
         "parameters": sum(p.numel() for p in _count_model(experiment, spec).parameters()),
         "global_batch": case.global_batch,
         "micro_batch": case.micro_batch,
+        "medim_recomputed_layers": recomputed,
         "model_flops_per_token": flops_per_token,
         "arms": rows,
         "ratios": {
-            "tokens_per_s_vs_released": rows["medim"]["tokens_per_s"] / rows["released"]["tokens_per_s"],
-            "tokens_per_s_vs_tuned": rows["medim"]["tokens_per_s"] / rows["tuned"]["tokens_per_s"],
-            "peak_memory_vs_tuned": rows["medim"]["peak_memory_gib"] / rows["tuned"]["peak_memory_gib"],
+            f"{arm}_{what}_vs_{reference}": rows[arm][key] / rows[reference][key]
+            for arm in ("medim", "medim_no_recompute")
+            for what, key, references in (
+                ("tokens_per_s", "tokens_per_s", ("released", "tuned")),
+                ("peak_memory", "peak_memory_gib", ("tuned",)),
+            )
+            for reference in references
+            if rows[arm][key] is not None and rows[reference][key]
         },
     }
 
@@ -216,6 +246,12 @@ def bench_generation(
         },
         "fastest_medim_sampler_per_s": best,
     }
+
+
+def _arm_peak(arm: training.TrainArm, batch: TrainingBatch) -> int | None:
+    """The arm's peak memory in a step on one micro-batch of `batch` (accumulation adds nothing to the peak)."""
+    probe = slice_batch(batch, slice(0, arm.micro_batch))
+    return peak_step_memory(arm.model, arm.optimizer, lambda: arm.step(probe))
 
 
 def _count_model(experiment: Experiment, spec: dict) -> torch.nn.Module:

@@ -7,6 +7,7 @@ a machine that slows down slows them all alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from medim.benchmarking.machine import peak_step_memory
 from medim.benchmarking.plain import PlainModel, subs_loss
 from medim.experiment import Experiment
 from medim.objectives.base import TrainingBatch
@@ -31,10 +33,18 @@ class TrainArm:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     step: Callable[[TrainingBatch], float]
+    #: samples per forward: a step over one micro-batch reaches the step's peak memory (accumulation adds none)
+    micro_batch: int
 
 
 def medim_arm(
-    experiment: Experiment, spec: dict, micro_batch: int, dtype: str, device: torch.device, compile_model: bool
+    experiment: Experiment,
+    spec: dict,
+    name: str,
+    micro_batch: int,
+    dtype: str,
+    device: torch.device,
+    compile_model: bool,
 ) -> TrainArm:
     """medim's real path: the `hf_decoder` denoiser with MeDiM's switches, the task's loss, fused AdamW."""
     layout = experiment.layout
@@ -57,7 +67,7 @@ def medim_arm(
         optimizer.zero_grad(set_to_none=True)
         return float(loss_sum)
 
-    return TrainArm("medim", backbone, optimizer, step)
+    return TrainArm(name, backbone, optimizer, step, micro_batch)
 
 
 def plain_arm(
@@ -97,4 +107,27 @@ def plain_arm(
         optimizer.zero_grad(set_to_none=True)
         return float(loss_sum)
 
-    return TrainArm(recipe, plain.model, optimizer, step)
+    return TrainArm(recipe, plain.model, optimizer, step, micro_batch)
+
+
+def fit_recomputation(arm: TrainArm, budget: int, probe: TrainingBatch) -> int | None:
+    """Recompute the fewest of the medim arm's layers that keep its peak memory on `probe` (one micro-batch) within
+    `budget` bytes; the number recomputed (None where peak memory cannot be measured: then all of them)."""
+    backbone = arm.model
+    layers = len(backbone.model.layers)
+
+    def peak(recomputed: int) -> int | None:
+        update = {"gradient_checkpointing": True, "recomputed_layers": recomputed}
+        backbone.params = backbone.params.model_copy(update=update)
+        return peak_step_memory(backbone, arm.optimizer, lambda: arm.step(probe))
+
+    none, every = peak(0), peak(layers)
+    if none is None or every is None:
+        peak(layers)
+        return None
+    per_layer = max(1.0, (none - every) / layers)
+    recomputed = min(layers, max(0, math.ceil((none - budget) / per_layer)))
+    while recomputed < layers and (peak(recomputed) or 0) > budget:
+        recomputed += 1
+    peak(recomputed)  # leaves the arm set to it
+    return recomputed

@@ -215,16 +215,24 @@ def test_bfloat16_parameters_and_finite_outputs(checkpoints) -> None:
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(checkpoints) -> None:
+    """Recomputing every layer, or only the first (`recomputed_layers`), changes no gradient."""
     x = tokens()
     grads = []
-    for recompute in (False, True):
+    for recompute, layers in ((False, None), (True, None), (True, 1)):
         torch.manual_seed(0)  # same AdaLN / timestep MLP initialisation
-        backbone = build("liquid", checkpoints["gemma"], gradient_checkpointing=recompute, adaln_init="normal").train()
+        backbone = build(
+            "liquid",
+            checkpoints["gemma"],
+            gradient_checkpointing=recompute,
+            recomputed_layers=layers,
+            adaln_init="normal",
+        ).train()
         backbone.logits(backbone(x, torch.full((2,), 0.4))).square().mean().backward()
         grads.append({n: p.grad.clone() for n, p in backbone.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
-    for name in grads[0]:
-        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-5, atol=1e-6)
+    assert grads[0].keys() == grads[1].keys() == grads[2].keys() and len(grads[0]) > 10
+    for other in grads[1:]:
+        for name in grads[0]:
+            torch.testing.assert_close(other[name], grads[0][name], rtol=1e-5, atol=1e-6)
 
 
 def test_dry_run_builds_the_published_liquid_on_the_meta_device() -> None:

@@ -55,6 +55,27 @@ def test_four_micro_batches_of_16_equal_one_batch_of_64(tmp_path: Path) -> None:
     assert max_difference(weights(checkpoint(whole, 6)), weights(checkpoint(micro, 6))) < 1e-5
 
 
+def test_fused_adamw_by_default_equals_torchs_foreach_and_compile_wraps_the_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.fused_optimizer` (on by default) changes no number beyond float rounding; `train.compile` puts the
+    backbone under torch.compile in place, so checkpoints keep their parameter names."""
+    fused_flags: list[bool | None] = []
+    compiled: list[str] = []
+
+    class RecordingAdamW(torch.optim.AdamW):
+        def __init__(self, params, **kwargs) -> None:
+            fused_flags.append(kwargs.get("fused"))
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", RecordingAdamW)
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__))
+    fused = train(tiny_config(tmp_path / "fused", "train.compile=true"), progress=False).run_dir
+    foreach = train(tiny_config(tmp_path / "foreach", "train.fused_optimizer=false"), progress=False).run_dir
+    assert fused_flags == [True, None] and compiled == ["HFDecoderBackbone"]
+    assert max_difference(weights(checkpoint(fused, 6)), weights(checkpoint(foreach, 6))) < 1e-5
+
+
 # -- non-finite steps ---------------------------------------------------------------------------
 
 
