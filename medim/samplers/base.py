@@ -6,8 +6,11 @@ A sampler is stateless. The generation loop (`medim.tasks.generation`) asks it f
 
     logits    [B, P, V]  the denoiser's at the P positions being generated, already
                          restricted to the ids each position may take (others -inf)
-                         and already guided (classifier-free guidance happens in the loop)
-    xt        [B, P]     current tokens; `mask_id` where still masked
+                         and already guided (classifier-free guidance happens in the loop);
+                         when all P positions are of one modality, V is only that modality's
+                         slice of the vocabulary and ids are local to it (id - the slice's start)
+    xt        [B, P]     current tokens, in the logits' ids; `mask_id` where still masked (the
+                         loop keeps the mask id as it is, outside the slice's local ids)
     t, s      [B]        times of this step, per sample
     rng                  `RowGenerators`: one random stream per sample
     schedule             the forward process (m(t), alpha(t), ...) the model was trained with
