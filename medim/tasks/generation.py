@@ -112,6 +112,8 @@ def _without_given_modalities(layout: SequenceLayout, targets: Tensor, generate:
     for code in modality.unique():
         columns = modality == code
         keep |= columns & generate[:, columns.to(generate.device)].any()
+    if not keep.any():  # nothing to generate at all: the loop returns the given tokens as they are
+        return targets, generate
     return targets[keep], generate[:, keep.to(generate.device)]
 
 

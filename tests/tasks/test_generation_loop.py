@@ -318,3 +318,10 @@ def test_a_sample_with_nothing_to_remask_is_not_guided_in_a_guided_batch() -> No
     batched, alone = seen
     assert torch.equal(batched[1], alone[0].log_softmax(-1))
     assert not torch.allclose(batched[0], alone[0].log_softmax(-1))  # the first sample is guided
+
+
+@pytest.mark.parametrize("spec", [{"name": "maskgit"}, {"name": "ancestral"}, {"name": "first_hitting"}])
+def test_nothing_to_generate_returns_the_given_tokens(spec: dict) -> None:
+    given = start(3, 1)
+    nothing = torch.zeros(3, len(ALL_TARGETS), dtype=torch.bool)
+    assert torch.equal(toy_denoise(spec, given, generate=nothing), given)
