@@ -77,9 +77,6 @@ def subs_loss(logits: Tensor, layout: SequenceLayout, batch: TrainingBatch, weig
     read = logits[:, layout.logit_positions(positions)]
     blocked = ~layout.vocab_masks.to(logits.device)[layout.position_modality.to(logits.device).clamp(min=0)]
     ce = F.cross_entropy(read.masked_fill(blocked, float("-inf")).transpose(1, 2), batch.x0, reduction="none")
-    scored = (batch.xt == layout.mask_id) & batch.noisable
-    scored_mask = layout.scored_mask(batch.x0)
-    if scored_mask is not None:
-        scored &= scored_mask
+    scored = (batch.xt == layout.mask_id) & layout.scorable(batch.x0, batch.noisable)
     weighted = torch.where(scored, weight, 0.0) * torch.where(scored, ce, 0.0)  # no inf * 0 in the gradient
     return weighted.sum() / batch.noisable.sum().clamp(min=1)

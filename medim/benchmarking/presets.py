@@ -78,6 +78,21 @@ LIQUID_NATIVE = (
     "layout={name: liquid_native, max_text_tokens: 256}",
 )
 
+
+def _paper_scale(name: str, dims: dict[str, Any], overrides: tuple[str, ...]) -> BenchCase:
+    """A case at MeDiM's scale: `dims` cut to 10 layers, MeDiM's 8 samples per step and 128 sampling steps."""
+    return BenchCase(
+        name=name,
+        experiment="paper/medim",
+        overrides=overrides,
+        shape=ModelShape(num_layers=10, **dims),
+        global_batch=8,
+        micro_batch=8,
+        generate_batch=16,
+        sampler_steps=128,
+    )
+
+
 PRESETS: dict[str, BenchPreset] = {
     "cpu": BenchPreset(
         name="cpu",
@@ -119,36 +134,9 @@ PRESETS: dict[str, BenchPreset] = {
         fast_dtype="bfloat16",
         release_autocast="float16",
         cases=(
-            BenchCase(
-                name="gemma7b_10l_medim_paper",
-                experiment="paper/medim",
-                overrides=PAPER,
-                shape=ModelShape(num_layers=10, **GEMMA_7B),
-                global_batch=8,
-                micro_batch=8,
-                generate_batch=16,
-                sampler_steps=128,
-            ),
-            BenchCase(
-                name="gemma7b_10l_liquid_native",
-                experiment="paper/medim",
-                overrides=LIQUID_NATIVE,
-                shape=ModelShape(num_layers=10, **GEMMA_7B),
-                global_batch=8,
-                micro_batch=8,
-                generate_batch=16,
-                sampler_steps=128,
-            ),
-            BenchCase(
-                name="llama2_7b_10l_medim_paper",
-                experiment="paper/medim",
-                overrides=PAPER,
-                shape=ModelShape(num_layers=10, **LLAMA2_7B),
-                global_batch=8,
-                micro_batch=8,
-                generate_batch=16,
-                sampler_steps=128,
-            ),
+            _paper_scale("gemma7b_10l_medim_paper", GEMMA_7B, PAPER),
+            _paper_scale("gemma7b_10l_liquid_native", GEMMA_7B, LIQUID_NATIVE),
+            _paper_scale("llama2_7b_10l_medim_paper", LLAMA2_7B, PAPER),
         ),
     ),
 }

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from medim.backbones.base import empty_weights
 from medim.benchmarking import generation, training
 from medim.benchmarking.machine import machine_info, model_flops_per_token, peak_flops, peak_step_memory
 from medim.benchmarking.plain import PlainModel
@@ -122,19 +121,18 @@ def bench_training(
     ]
     generator = torch.Generator().manual_seed(0)
     x0 = generation.synthetic_sequences(experiment, case.global_batch, generator).to(device)
-    first = experiment.task.training_batch(x0, torch.Generator(device=device).manual_seed(0))
-    tuned = arms[-1]
-    budget = peak_step_memory(
-        tuned.model, tuned.optimizer, lambda: tuned.step(slice_batch(first, slice(0, case.micro_batch)))
-    )
+    batches = [
+        experiment.task.training_batch(x0, torch.Generator(device=device).manual_seed(round_index))
+        for round_index in range(case.rounds + 1)
+    ]
+    budget = _arm_peak(arms[-1], batches[0])  # the tuned reference's
     recomputed = None
     if budget is not None:
-        recomputed = training.fit_recomputation(arms[0], budget, slice_batch(first, slice(0, case.micro_batch)))
+        recomputed = training.fit_recomputation(arms[0], budget, slice_batch(batches[0], slice(0, case.micro_batch)))
     times: dict[str, list[float]] = {arm.name: [] for arm in arms}
     losses: dict[str, float] = {}
     bar = tqdm(total=(case.rounds + 2) * len(arms), desc=f"{case.name}: training", disable=not progress)
-    for round_index in range(case.rounds + 1):
-        batch = experiment.task.training_batch(x0, torch.Generator(device=device).manual_seed(round_index))
+    for round_index, batch in enumerate(batches):
         for arm in arms:
             bar.set_postfix_str(arm.name)
             for _ in range(1 if round_index == 0 else case.timed_steps):
@@ -172,7 +170,7 @@ def bench_training(
             "last_loss": losses[arm.name],
         }
     return {
-        "parameters": sum(p.numel() for p in _count_model(experiment, spec).parameters()),
+        "parameters": sum(p.numel() for p in arms[0].model.parameters()),
         "global_batch": case.global_batch,
         "micro_batch": case.micro_batch,
         "medim_recomputed_layers": recomputed,
@@ -252,12 +250,6 @@ def _arm_peak(arm: training.TrainArm, batch: TrainingBatch) -> int | None:
     """The arm's peak memory in a step on one micro-batch of `batch` (accumulation adds nothing to the peak)."""
     probe = slice_batch(batch, slice(0, arm.micro_batch))
     return peak_step_memory(arm.model, arm.optimizer, lambda: arm.step(probe))
-
-
-def _count_model(experiment: Experiment, spec: dict) -> torch.nn.Module:
-    layout = experiment.layout
-    with empty_weights():
-        return BACKBONES.build(spec, vocab_size=layout.vocab_size, max_seq_len=layout.seq_len, layout=layout)
 
 
 def _synchronise(device: torch.device) -> None:

@@ -91,10 +91,7 @@ class AutoregressiveObjective(Objective):
     def scored_tokens(self, backbone: Backbone, batch: TrainingBatch) -> ScoredTokens:
         """Every generated position with its next-token cross-entropy (weighted alike: no time weight)."""
         layout = self.layout
-        scorable = batch.noisable
-        scored_mask = layout.scored_mask(batch.x0)
-        if scored_mask is not None:
-            scorable = scorable & scored_mask
+        scorable = layout.scorable(batch.x0, batch.noisable)
         order = generation_order(layout, batch.noisable)
         hidden = backbone(shift_right(batch.xt.gather(1, order), layout.mask_id), batch.noise_level, None)
         scores = score_grid(backbone, layout, hidden, scorable.gather(1, order), batch.x0, order)

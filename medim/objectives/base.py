@@ -260,10 +260,7 @@ class MaskedDiffusionObjective(Objective):
         layout = self.layout
         x0, xt = batch.x0, batch.xt
         hidden = backbone(xt, batch.noise_level, layout.attention_mask(xt))
-        scorable = batch.noisable
-        scored_mask = layout.scored_mask(x0)
-        if scored_mask is not None:
-            scorable = scorable & scored_mask
+        scorable = layout.scorable(x0, batch.noisable)
         positions = torch.arange(x0.shape[1], device=x0.device)
         columns = layout.logit_positions(positions)
         scores = score_grid(

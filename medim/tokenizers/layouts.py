@@ -72,6 +72,11 @@ class SequenceLayout:
         """[B, L] bool of positions whose clean token the loss may score, or None for all of them."""
         return None
 
+    def scorable(self, x0: Tensor, noisable: Tensor) -> Tensor:
+        """[B, L] bool: the noisable positions whose clean token a loss may score (`scored_mask` applied)."""
+        scored = self.scored_mask(x0)
+        return noisable if scored is None else noisable & scored
+
     def embedding_sources(self, checkpoint_rows: int) -> Tensor:
         """For each of the V embedding rows, the pretrained checkpoint row it starts from, or -1 for a new row.
 

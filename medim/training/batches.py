@@ -117,9 +117,7 @@ def normaliser_shares(objective: object, batch: TrainingBatch, slices: Sequence[
     layout = getattr(objective, "layout", None)
     scorable = batch.noisable
     if layout is not None:
-        scored = layout.scored_mask(batch.x0)
-        if scored is not None:
-            scorable = scorable & scored
+        scorable = layout.scorable(batch.x0, scorable)
         if getattr(params, "normalize", "noisable") == "masked":
             scorable = scorable & (batch.xt == layout.mask_id)
     per_row = scorable.sum(dim=tuple(range(1, scorable.dim()))).double()
