@@ -277,3 +277,12 @@ def _forget_test_plugin_modules():
     yield
     for name in [m for m in sys.modules if m.split(".")[0] == "medim_test_cli_plugin"]:
         del sys.modules[name]
+
+
+def test_bench_with_an_unknown_preset_or_case_names_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "bench", "train", "--preset", "laptop")
+    assert code == 2 and out == ""
+    assert_clean_error(err)
+    assert "unknown bench preset 'laptop'; presets are cpu, gpu-paper" in err
+    code, _, err = run(capsys, "bench", "sample", "--preset", "cpu", "--case", "nope")
+    assert code == 2 and "preset cpu has ['quickstart_layout', 'paper_layout_small']" in err
