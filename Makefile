@@ -57,6 +57,17 @@ format: install
 clean-runs:
 	rm -rf runs
 
+# the demo app over the quickstart's run (`make quickstart` first): http://127.0.0.1:7860
+.PHONY: demo
+demo: install
+	$(BIN)/medim demo
+
+# docs/demo_*.png, the README's pictures of the demo: the quickstart's run served and driven in headless Chromium
+.PHONY: demo-screenshot
+demo-screenshot: install
+	$(BIN)/python -m medim.demo.browser --out docs
+	rm -f docs/example.png
+
 # WordNet for NLTK's METEOR (the `paper` report metrics), copied where NLTK reads it from Debian's packages,
 # installed first as root: apt-get install -y wordnet-base wordnet-sense-index (.ci/run does both). Also done on
 # first use; the tests that need it skip, saying so, when the packages are absent.

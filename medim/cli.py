@@ -381,6 +381,17 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         print(f"written: {path}")
 
 
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from medim.demo.app import require_gradio, serve
+    from medim.demo.model import DemoModel, demo_source
+
+    require_gradio()
+    source = demo_source(args.run_dir, args.checkpoint, args.experiment, args.set or [])
+    model = DemoModel(source, device=args.device)
+    print(model.status())
+    serve(model, host=args.host, port=args.port, share=args.share, max_batch=args.max_batch, frames=args.frames)
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -409,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_evaluation_commands,
         _add_downstream_command,
         _add_bench_command,
+        _add_demo_command,
     ):
         add(commands, common)
     return parser
@@ -675,10 +687,6 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="key.path=value, ~key.path (delete), component=name (swap)")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _add_bench_command(commands: Any, common: argparse.ArgumentParser) -> None:
     p = commands.add_parser(
         "bench",
@@ -692,3 +700,29 @@ def _add_bench_command(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="run medim's backbone under torch.compile")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.json, bench.md, bench.png")
     p.set_defaults(handler=_cmd_bench)
+
+
+def _add_demo_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="a local web app over a run or checkpoint: report -> image, image -> report, pairs and infilling, with "
+        "the denoising shown as it happens (needs the demo extra)",
+    )
+    p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (default: the quickstart's run)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="a checkpoint folder of a run (RUN/checkpoints/step_N) or MeDiM's release"
+    )
+    p.add_argument("--experiment", default="paper/medim", help="with MeDiM's release: the experiment naming its parts")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="decoding override (repeatable), as generate")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: reachable from other machines)")
+    p.add_argument("--port", type=int, help="port (default: Gradio's, 7860, or the next free one)")
+    p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")
+    p.add_argument("--max-batch", type=int, default=8, help="waiting requests generated together, at most")
+    p.add_argument("--frames", type=int, default=12, help="denoising states kept per generation (plus the first)")
+    p.set_defaults(handler=_cmd_demo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

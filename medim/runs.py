@@ -49,9 +49,15 @@ def run_config(run_dir: str | Path) -> ExperimentConfig:
 
 
 def open_run(
-    run_dir: str | Path, config: ExperimentConfig, progress: bool = False, *, weights: WeightsChoice = "auto"
+    run_dir: str | Path,
+    config: ExperimentConfig,
+    progress: bool = False,
+    *,
+    weights: WeightsChoice = "auto",
+    checkpoint: Path | None = None,
 ) -> tuple[Experiment, Backbone]:
-    """`run_dir`'s newest weights in the experiment `config`, which may differ from the run's only in how it decodes.
+    """`run_dir`'s newest weights (or those of its `checkpoint` folder) in the experiment `config`, which may differ
+    from the run's only in how it decodes.
 
     `weights`: `auto` (the EMA when the run was trained with train.ema_decay), `ema` or `model`.
     """
@@ -61,7 +67,7 @@ def open_run(
         raise ConfigError(
             f"run {run_dir} was trained with other settings at {', '.join(differs)}; its weights do not fit"
         )
-    checkpoint = latest_checkpoint(run_dir)
+    checkpoint = latest_checkpoint(run_dir) if checkpoint is None else checkpoint
     if checkpoint is None:
         raise DataError(f"run {run_dir} has no checkpoint yet; train it (or resume it) first")
     experiment = build_experiment(config, progress=progress)

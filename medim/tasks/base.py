@@ -37,7 +37,7 @@ from medim.noise.base import MaskingSchedule
 from medim.objectives.base import LossOutput, Objective, TrainingBatch
 from medim.registry import ComponentParams
 from medim.samplers.base import Sampler
-from medim.tasks.generation import DecodeStats, denoise
+from medim.tasks.generation import DecodeStats, StepObserver, denoise
 from medim.tasks.left_to_right import decode_left_to_right
 from medim.tasks.request import Generated, GenerationPrompt, GenerationRequest
 from medim.tokenizers.layouts import SequenceLayout
@@ -153,10 +153,12 @@ class MaskedDiffusionTask:
         cfg_scale: float = 0.0,
         seed: int | list[int] | None = None,
         stats: DecodeStats | None = None,
+        observe: StepObserver | None = None,
     ) -> Generated:
         """Answer `request`: its sequences, and the images and/or reports it asked to be generated.
 
-        Each sample draws from its own seed (`seed`: one per sample, or an int for seed + i).
+        Each sample draws from its own seed (`seed`: one per sample, or an int for seed + i);
+        `observe` sees the sequences after every decoding step.
         """
         task = self.task_for(request.generated())
         device = next(backbone.parameters()).device
@@ -169,6 +171,7 @@ class MaskedDiffusionTask:
             cfg_scale=cfg_scale,
             seed=seed,
             stats=stats,
+            observe=observe,
         ).cpu()
         generated = request.generated()
         images = self.layout.image_tokenizer.decode(self.layout.image_codes(tokens)) if "image" in generated else None
@@ -186,8 +189,10 @@ class MaskedDiffusionTask:
         cfg_scale: float = 0.0,
         seed: int | list[int] | None = None,
         stats: DecodeStats | None = None,
+        observe: StepObserver | None = None,
     ) -> Tensor:
-        """Sequences [B, L]: the prompt with this task's unknown noised positions generated."""
+        """Sequences [B, L]: the prompt with this task's unknown noised positions generated
+        (`observe` sees them after every decoding step)."""
         noised = self._positions_of(self.noised_modalities).to(prompt.tokens.device)
         targets = noised.nonzero()[:, 0]
         if self.conditioning_modalities:
@@ -206,6 +211,7 @@ class MaskedDiffusionTask:
                 cfg_scale=cfg_scale,
                 seeds=seed,
                 stats=stats,
+                observe=observe,
             )
         return denoise(
             backbone,
@@ -222,4 +228,5 @@ class MaskedDiffusionTask:
             token_levels=self.objective.token_levels,
             schedule=self.noise,
             stats=stats,
+            observe=observe,
         )

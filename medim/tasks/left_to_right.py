@@ -24,6 +24,7 @@ from medim.samplers.base import Sampler
 from medim.samplers.logits import classifier_free_guidance, sample_categorical
 from medim.samplers.random import RowGenerators, sample_seeds
 from medim.tasks.costs import CostCounter, DecodeStats
+from medim.tasks.generation import StepObserver
 from medim.tokenizers.layouts import SequenceLayout
 
 
@@ -40,11 +41,13 @@ def decode_left_to_right(
     cfg_scale: float = 0.0,
     seeds: int | list[int] | None = None,
     stats: DecodeStats | None = None,
+    observe: StepObserver | None = None,
 ) -> Tensor:
     """Sequences [B, L]: `given` with the positions `generate` [B, L] drawn left to right.
 
     `noised` [B, L] are the positions the task generates (they fix the order), `conditioning`
-    [B, L] what the unconditional branch masks when `cfg_scale` is not 0.
+    [B, L] what the unconditional branch masks when `cfg_scale` is not 0. `observe` sees the
+    sequences after every drawn token (positions still to draw hold the mask id).
     """
     if not isinstance(sampler, AutoregressiveSampler):
         raise ConfigError(
@@ -67,6 +70,7 @@ def decode_left_to_right(
     level = torch.zeros(batch * (2 if guided else 1), device=device)
     column_slices = _column_vocab_slices(layout, order)
     inputs = _branches(sequence, unconditional, layout.mask_id)
+    pending = todo.clone()  # generated positions not drawn yet (what `observe` sees masked)
     for k in range(int(columns[0]), int(columns[-1]) + 1):
         if cache is None:
             hidden = backbone(inputs[:, : k + 1], level)[:, -1]
@@ -88,6 +92,9 @@ def decode_left_to_right(
             logits = classifier_free_guidance(logits[:batch], logits[batch:], cfg_scale)
         log_probs = sampler.log_probs(logits[rows])
         sequence[rows, k] = sample_categorical(log_probs[:, None], rng.rows(rows))[:, 0]
+        if observe is not None:
+            pending[:, k] = False
+            observe(given.scatter(1, order, sequence.masked_fill(pending, layout.mask_id)))
         if k + 1 < inputs.shape[1]:  # the drawn tokens are the next input, in both branches
             inputs[:batch, k + 1] = sequence[:, k]
             if unconditional is not None:

@@ -328,6 +328,15 @@ def load_model_weights(model: nn.Module, checkpoint: Path, *, ema: bool = False)
             f"checkpoint {checkpoint} does not fit the configured backbone: missing keys {missing[:5]}, "
             f"unexpected keys {unexpected[:5]}"
         )
+    misshapen = [k for k, v in expected.items() if weights[k].shape != v.shape]
+    if misshapen:
+        shapes = ", ".join(
+            f"{k} is {list(weights[k].shape)} there but {list(expected[k].shape)} here" for k in misshapen[:3]
+        )
+        raise DataError(
+            f"checkpoint {checkpoint} does not fit the configured backbone: {shapes} (a checkpoint of another "
+            f"layout, vocabulary or model size?)"
+        )
     loaded = {k: weights[k] if weights[k].dtype == v.dtype else weights[k].to(v.dtype) for k, v in expected.items()}
     model.load_state_dict(loaded, assign=any(p.is_meta for p in model.parameters()))
 

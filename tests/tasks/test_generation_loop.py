@@ -325,3 +325,20 @@ def test_nothing_to_generate_returns_the_given_tokens(spec: dict) -> None:
     given = start(3, 1)
     nothing = torch.zeros(3, len(ALL_TARGETS), dtype=torch.bool)
     assert torch.equal(toy_denoise(spec, given, generate=nothing), given)
+
+
+@pytest.mark.parametrize(
+    "spec", [{"name": "maskgit"}, {"name": "ancestral"}, {"name": "first_hitting"}, {"name": "medim_release"}]
+)
+def test_the_step_observer_sees_the_tokens_resolve_and_ends_at_the_output(spec: dict) -> None:
+    """`observe` gets the sequences after every step: masks only ever resolve, and the last view is the output."""
+    seen: list[torch.Tensor] = []
+    given = start(3, None)
+    out = toy_denoise(spec, given, seeds=[1, 2, 3], observe=lambda tokens: seen.append(tokens.clone()))
+    masked = [int((tokens[:, ALL_TARGETS] == MASK).sum()) for tokens in seen]
+    assert len(seen) >= 2 and masked[0] < int((given[:, ALL_TARGETS] == MASK).sum())
+    assert masked == sorted(masked, reverse=True) and masked[-1] == 0
+    assert torch.equal(seen[-1], out)
+    for tokens in seen:  # a revealed token never changes afterwards (these samplers do not revise)
+        revealed = tokens != MASK
+        assert torch.equal(tokens[revealed], out[revealed])

@@ -152,3 +152,18 @@ def test_a_diffusion_sampler_is_refused(tiny_layout, tiny_corpus) -> None:
         task(tiny_layout, "image_to_text").generate(
             backbone, maskgit, GenerationRequest.of(images=tiny_corpus.images[:1]), num_steps=2
         )
+
+
+def test_the_step_observer_sees_one_more_token_per_step_and_ends_at_the_output(tiny_layout, tiny_corpus) -> None:
+    backbone = tiny_backbone(tiny_layout, **CAUSAL).eval()
+    seen: list[torch.Tensor] = []
+    request = requests(tiny_corpus)["image_to_text"]
+    out = task(tiny_layout, "image_to_text").generate(
+        backbone, sampler(tiny_layout), request, num_steps=1, seed=3, observe=lambda t: seen.append(t.clone())
+    )
+    text = tiny_layout.text_positions
+    masked = [int((tokens[:, text] == tiny_layout.mask_id).sum(1).max()) for tokens in seen]
+    assert masked == list(range(len(text) - 1, -1, -1))  # every report has one token more after each step
+    assert torch.equal(seen[-1], out.tokens)
+    image = tiny_layout.image_positions
+    assert all(torch.equal(tokens[:, image], out.tokens[:, image]) for tokens in seen)  # the given image stays

@@ -1,0 +1,73 @@
+"""What the demo serves: a run (followed while it trains), one checkpoint folder, or a clear reason it cannot."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medim.cli import main
+from medim.demo.model import DemoModel, DemoSource, demo_source
+from medim.demo.requests import Decoding, DemoRequest, Mode
+from medim.demo.service import DemoService
+from medim.errors import DataError
+
+REQUEST = DemoRequest(Mode.REPORT_TO_IMAGE, Decoding("maskgit", 2, 0.0, 0), text="The heart is enlarged.")
+
+
+def copy_run(run: Path, to: Path, *, checkpoints: bool = True) -> Path:
+    shutil.copytree(run, to, ignore=None if checkpoints else shutil.ignore_patterns("step_*", "latest.json"))
+    return to
+
+
+def test_a_run_still_training_shows_why_and_is_served_once_its_first_checkpoint_is_written(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    run = copy_run(tiny_run, tmp_path / "run", checkpoints=False)
+    model = DemoModel(DemoSource(run_dir=run), device="cpu")  # the server starts all the same
+    assert "has no checkpoint yet" in model.status()
+    assert "has no checkpoint yet" in DemoService(model).answer([REQUEST])[0].error
+    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints", dirs_exist_ok=True)
+    answer = DemoService(model).answer([REQUEST])[0]
+    assert answer.error is None and answer.image.shape == (64, 64, 3)
+    assert "at step 4 of 4" in model.status()
+
+
+def test_a_checkpoint_of_another_layout_is_refused_with_the_reason(tiny_run: Path, tmp_path: Path) -> None:
+    run = copy_run(tiny_run, tmp_path / "run")
+    config = yaml.safe_load((run / "resolved.yaml").read_text())
+    config["layout"]["max_text_tokens"] = 24  # another sequence length: the position table no longer fits
+    (run / "resolved.yaml").write_text(yaml.safe_dump(config))
+    model = DemoModel(DemoSource(run_dir=run), device="cpu")
+    assert "does not fit the configured backbone" in model.status()
+    assert "a checkpoint of another layout" in DemoService(model).answer([REQUEST])[0].error
+
+
+def test_one_checkpoint_folder_of_a_run_is_served(tiny_run: Path) -> None:
+    checkpoint = tiny_run / "checkpoints" / "step_0000004"
+    model = DemoModel(demo_source(None, checkpoint), device="cpu")
+    assert f"checkpoint `{checkpoint}` at step 4" in model.status()
+    assert DemoService(model).answer([REQUEST])[0].error is None
+
+
+def test_a_folder_that_is_no_checkpoint_is_refused_with_the_reason(tmp_path: Path) -> None:
+    model = DemoModel(demo_source(None, tmp_path), device="cpu")
+    assert model.loaded is None and "cannot be served" in model.status()
+    assert "cannot be served" in DemoService(model).answer([REQUEST])[0].error
+
+
+def test_without_an_argument_the_quickstart_run_is_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="no quickstart run at runs/quickstart: run `make quickstart`"):
+        demo_source(None, None)
+    (tmp_path / "runs" / "quickstart").mkdir(parents=True)
+    assert demo_source(None, None).run_dir == Path("runs/quickstart")
+
+
+def test_the_cli_refuses_a_missing_run_directory_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", str(tmp_path / "nothing")]) != 0
+    assert "does not exist" in capsys.readouterr().err
