@@ -364,7 +364,8 @@ def _cmd_quickstart(args: argparse.Namespace) -> None:
         f"  eval/metrics.json     all scores (per finding, baselines, the judge's own accuracy); metrics.md\n"
         f"  eval/*.png            galleries: a report per image, an image per report, pairs from nothing\n"
         f"  train_log.jsonl       training and validation losses\n"
-        f'try: medim generate {run_dir} --report "The heart is enlarged. Small left pleural effusion."'
+        f'try: medim generate {run_dir} --report "The heart is enlarged. Small left pleural effusion."\n'
+        f"  or in the browser: medim demo {run_dir}"
     )
 
 
@@ -386,6 +387,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from medim.demo.model import DemoModel, demo_source
 
     require_gradio()
+    for flag, value in (("--max-batch", args.max_batch), ("--frames", args.frames)):
+        if value < 1:
+            raise DataError(f"{flag} must be at least 1, got {value}")
     source = demo_source(args.run_dir, args.checkpoint, args.experiment, args.set or [])
     model = DemoModel(source, device=args.device)
     print(model.status())

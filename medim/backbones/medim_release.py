@@ -124,7 +124,8 @@ def release_weights_file(directory: str | Path) -> Path:
     for name in WEIGHT_FILES:
         if (directory / name).is_file():
             return directory / name
-    found = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+    names = sorted(p.name for p in directory.iterdir())
+    found = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "") or "nothing"
     raise DataError(f"--checkpoint {str(directory)!r} has none of {', '.join(WEIGHT_FILES)} (found: {found})")
 
 

@@ -8,7 +8,9 @@ message in the page. Gradio is the optional `demo` extra (`pip install -e ".[dem
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,16 +127,15 @@ def findings_table(result: DemoResult) -> str:
     if result.findings is None:
         return "" if result.report is None else "_This run's data has no report parser, so no findings are read._"
     true = result.true_findings
-    names = sorted(result.findings | (true or frozenset()))
+    columns = [("in the report", result.findings)] + ([("true label", true)] if true is not None else [])
+    names = sorted(frozenset().union(*(labels for _, labels in columns)))
     if not names:
         return "**Findings read in the report:** none" + (" (true labels: none)" if true is not None else "")
+    header = "| finding | " + " | ".join(name for name, _ in columns) + " |"
+    rule = "|---|" + "---|" * len(columns)
     rows = [
-        f"| {name} | {'✔' if name in result.findings else ''} |"
-        + (f" {'✔' if name in true else ''} |" if true is not None else "")
-        for name in names
+        f"| {name} | " + " | ".join("✔" if name in labels else "" for _, labels in columns) + " |" for name in names
     ]
-    header = "| finding | in the report |" + (" true label |" if true is not None else "")
-    rule = "|---|---|" + ("---|" if true is not None else "")
     return "\n".join(["**Findings the report parser reads**", "", header, rule, *rows])
 
 
@@ -145,6 +146,7 @@ def build_app(
     require_gradio()
     loaded = model.loaded
     examples_dir = Path(tempfile.mkdtemp(prefix="medim-demo-examples-"))
+    atexit.register(shutil.rmtree, examples_dir, ignore_errors=True)
     pictures = _write_examples(loaded, examples_dir)
     reports = [e.report for e in loaded.examples] if loaded else []
     with gr.Blocks(title="medim demo", analytics_enabled=False) as app:

@@ -66,8 +66,19 @@ def test_without_an_argument_the_quickstart_run_is_opened(tmp_path: Path, monkey
     assert demo_source(None, None).run_dir == Path("runs/quickstart")
 
 
-def test_the_cli_refuses_a_missing_run_directory_with_a_clear_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["nothing"], "does not exist"),
+        (["run", "--checkpoint", "run"], "not both"),
+        (["run", "--max-batch", "0"], "--max-batch must be at least 1, got 0"),
+        (["run", "--frames", "0"], "--frames must be at least 1, got 0"),
+    ],
+)
+def test_the_cli_refuses_bad_arguments_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, arguments: list, message: str
 ) -> None:
-    assert main(["demo", str(tmp_path / "nothing")]) != 0
-    assert "does not exist" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    assert main(["demo", *arguments]) != 0
+    assert message in capsys.readouterr().err

@@ -37,7 +37,9 @@ def request_for(model: DemoModel, mode: Mode, decoding: Decoding = DECODING, ind
         Mode.IMAGE_TO_REPORT: DemoRequest(mode, decoding, picture=picture),
         Mode.JOINT: DemoRequest(mode, decoding, text="The heart"),
         Mode.FINISH_REPORT: DemoRequest(mode, decoding, text="The heart", picture=picture),
-        Mode.REDRAW_REGION: DemoRequest(mode, decoding, picture=picture, painted=(corner(picture.size[0], 24),)),
+        Mode.REDRAW_REGION: DemoRequest(
+            mode, decoding, picture=picture, painted=(corner(picture.size[0], 16 + 8 * index),)
+        ),
     }[mode]
 
 
@@ -93,12 +95,18 @@ def test_the_true_labels_are_shown_for_an_example_image(demo_model: DemoModel) -
     assert DemoService(demo_model).answer([upload])[0].true_findings is None  # not an example: no true labels
 
 
-def test_requests_answered_together_get_what_each_gets_alone(demo_model: DemoModel) -> None:
+@pytest.mark.parametrize(
+    "sampler", ["maskgit", "ancestral", "first_hitting", "medim", "medim_release", "remask", "threshold"]
+)
+def test_requests_answered_together_get_what_each_gets_alone(demo_model: DemoModel, sampler: str) -> None:
     service = DemoService(demo_model, frames=4)
+    decoding = replace(DECODING, sampler=sampler)
     requests = [
-        request_for(demo_model, Mode.IMAGE_TO_REPORT, replace(DECODING, seed=3), index=0),
-        request_for(demo_model, Mode.IMAGE_TO_REPORT, replace(DECODING, seed=4), index=1),
-        request_for(demo_model, Mode.REPORT_TO_IMAGE, replace(DECODING, seed=5)),
+        request_for(demo_model, Mode.IMAGE_TO_REPORT, replace(decoding, seed=3), index=0),
+        request_for(demo_model, Mode.IMAGE_TO_REPORT, replace(decoding, seed=4), index=1),
+        request_for(demo_model, Mode.REPORT_TO_IMAGE, replace(decoding, seed=5)),
+        request_for(demo_model, Mode.REDRAW_REGION, replace(decoding, seed=6), index=2),
+        request_for(demo_model, Mode.REDRAW_REGION, replace(decoding, seed=7), index=3),
     ]
     together = service.answer(requests)
     alone = [service.answer([request])[0] for request in requests]

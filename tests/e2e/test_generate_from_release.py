@@ -42,7 +42,14 @@ def release(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path,
     tiny_liquid_config().save_pretrained(root / "Liquid_tiny")  # the config it was trained from; no weights needed
     args = ["--checkpoint", str(root / "checkpoint_510000"), "--steps", "4", "--device", "cpu"]
     args += [f"--set={s}" for s in [*settings, f"backbone.checkpoint={root / 'Liquid_tiny'}"]]
-    return {"args": args, "layout": layout, "image_size": image.image_size}
+    settings.append(f"backbone.checkpoint={root / 'Liquid_tiny'}")
+    return {
+        "args": args,
+        "layout": layout,
+        "image_size": image.image_size,
+        "checkpoint": root / "checkpoint_510000",
+        "settings": settings,
+    }
 
 
 def test_text_to_image_from_the_released_checkpoint(release: dict, tmp_path: Path) -> None:
@@ -122,3 +129,27 @@ def test_a_bad_autocast_value_is_a_config_error_before_anything_is_written(
     err = capsys.readouterr().err
     assert "eval.autocast" in err and "'float16'" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_demo_serves_the_released_checkpoint_and_explains_one_that_does_not_fit(
+    release: dict, tmp_path: Path
+) -> None:
+    from medim.demo.model import DemoModel, DemoSource
+    from medim.demo.requests import Decoding, DemoRequest, Mode
+    from medim.demo.service import DemoService
+
+    decoding = Decoding("medim", steps=3, cfg_scale=1.5, seed=0)
+    source = DemoSource(checkpoint=release["checkpoint"], overrides=tuple(release["settings"]))
+    model = DemoModel(source, device="cpu")
+    size = release["image_size"]
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size), dtype=np.uint8), mode="L")
+    drawn, written = DemoService(model, frames=3).answer(
+        [DemoRequest(Mode.REPORT_TO_IMAGE, decoding, text="The heart is enlarged."),
+         DemoRequest(Mode.IMAGE_TO_REPORT, decoding, picture=picture)]
+    )  # fmt: skip
+    assert drawn.error is None and drawn.image.shape == (size, size, 3) and len(drawn.image_states) >= 2
+    assert written.error is None and written.report_states[-1] == written.report
+    assert written.findings is None  # no dataset, so no report parser: the page says so
+    fabricate_medim_release(tmp_path / "wrong", vocab_size=release["layout"].vocab_size + 5)
+    wrong = DemoModel(DemoSource(checkpoint=tmp_path / "wrong", overrides=tuple(release["settings"])), device="cpu")
+    assert wrong.loaded is None and "cannot be served" in wrong.status()
