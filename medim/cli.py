@@ -581,17 +581,11 @@ def _add_generate_command(commands: Any, common: argparse.ArgumentParser) -> Non
         help="generate with a trained run (or MeDiM's released checkpoint): an image for a report, a report for an "
         "image, pairs, or infilling (finish a report, redraw an image region)",
     )
-    p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (or use --checkpoint)")
-    p.add_argument("--checkpoint", type=Path, help="MeDiM's released checkpoint folder (accelerate save_state output)")
-    p.add_argument("--experiment", default="paper/medim", help="with --checkpoint: the experiment naming its parts")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="config override (repeatable); for a run directory only decoding: sampler=..., sampler.KEY=..., "
-        "eval.KEY=...",
+    _add_weights_arguments(
+        p,
+        run_help="a medim run directory (or use --checkpoint)",
+        checkpoint_help="MeDiM's released checkpoint folder (accelerate save_state output)",
     )
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--report", help="report text: draw images from it (with --image and --mask: inpaint under it)")
     p.add_argument("--report-file", type=Path, help="text file holding such a report")
     p.add_argument("--image", type=Path, help="image file: write reports for it (with --mask: inpaint it)")
@@ -604,6 +598,21 @@ def _add_generate_command(commands: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("--seed", type=int, default=0, help="sample i draws from seed + i, whatever else is generated")
     p.add_argument("--out", type=Path, help="output folder, new or empty (default: the next RUN_DIR/generated/NNN)")
     p.set_defaults(handler=_cmd_generate)
+
+
+def _add_weights_arguments(p: argparse.ArgumentParser, *, run_help: str, checkpoint_help: str) -> None:
+    """Which weights to open and how (`generate`, `demo`): a run directory or --checkpoint, overrides, the device."""
+    p.add_argument("run_dir", type=Path, nargs="?", help=run_help)
+    p.add_argument("--checkpoint", type=Path, help=checkpoint_help)
+    p.add_argument("--experiment", default="paper/medim", help="with MeDiM's release: the experiment naming its parts")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="config override (repeatable); for a run directory only decoding: sampler=..., sampler.KEY=..., "
+        "eval.KEY=...",
+    )
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
 
 def _add_evaluation_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -713,13 +722,11 @@ def _add_demo_command(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a local web app over a run or checkpoint: report -> image, image -> report, pairs and infilling, with "
         "the denoising shown as it happens (needs the demo extra)",
     )
-    p.add_argument("run_dir", type=Path, nargs="?", help="a medim run directory (default: the quickstart's run)")
-    p.add_argument(
-        "--checkpoint", type=Path, help="a checkpoint folder of a run (RUN/checkpoints/step_N) or MeDiM's release"
+    _add_weights_arguments(
+        p,
+        run_help="a medim run directory (default: the quickstart's run)",
+        checkpoint_help="a checkpoint folder of a run (RUN/checkpoints/step_N) or MeDiM's released checkpoint folder",
     )
-    p.add_argument("--experiment", default="paper/medim", help="with MeDiM's release: the experiment naming its parts")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="decoding override (repeatable), as generate")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: reachable from other machines)")
     p.add_argument("--port", type=int, help="port (default: Gradio's, 7860, or the next free one)")
     p.add_argument("--share", action="store_true", help="also serve through a public Gradio link (needs internet)")

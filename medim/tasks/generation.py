@@ -87,9 +87,7 @@ def denoise(
         keep_raw=capabilities.raw_logits,
         costs=costs,
     )
-    loop = _Loop(
-        sampler, capabilities, schedule, state, predictor, guidance, rng or _per_sample(seeds, given), observe
-    )
+    loop = _Loop(sampler, capabilities, schedule, state, predictor, guidance, rng or _per_sample(seeds, given), observe)
     for phase in decoding_plan(layout, targets, sampler, num_steps, modality_steps):
         if capabilities.chooses_times:
             loop.run_hitting_phase(torch.cat([g.columns for g in phase]))
