@@ -165,11 +165,11 @@ def build_app(
                 picture = _picture_input("Image", "i2r-picture")
                 _examples([[p] for p in pictures], [picture])
                 page.wire(Mode.IMAGE_TO_REPORT, "Write the report", "i2r", [picture], report=True)
-            with gr.Tab("Joint", id="joint"):
+            with gr.Tab("Pair", id="pair"):
                 opening = gr.Textbox(
-                    label="First sentence (optional: empty draws a pair from nothing)", elem_id="joint-text"
+                    label="First sentence (optional: empty draws a pair from nothing)", elem_id="pair-text"
                 )
-                page.wire(Mode.JOINT, "Generate a pair", "joint", [opening], image=True, report=True)
+                page.wire(Mode.PAIR, "Generate a pair", "pair", [opening], image=True, report=True)
             with gr.Tab("Infill", id="infill"):
                 gr.Markdown("### Keep the start of a report and write the rest for the image")
                 with gr.Row():
@@ -268,7 +268,7 @@ def _handler(batcher: RequestBatcher, mode: Mode, view: ResultView) -> Callable[
 TAB_INPUTS = {
     Mode.REPORT_TO_IMAGE: ("text",),
     Mode.IMAGE_TO_REPORT: ("picture",),
-    Mode.JOINT: ("text",),
+    Mode.PAIR: ("text",),
     Mode.FINISH_REPORT: ("picture", "text"),
     Mode.REDRAW_REGION: ("editor", "text"),
 }

@@ -26,7 +26,7 @@ class Mode(str, Enum):
 
     REPORT_TO_IMAGE = "report_to_image"  # a report -> an image
     IMAGE_TO_REPORT = "image_to_report"  # an image -> a report
-    JOINT = "joint"  # an optional first sentence -> an image-report pair
+    PAIR = "pair"  # an optional first sentence -> an image-report pair (joint generation)
     FINISH_REPORT = "finish_report"  # an image and the kept start of a report -> the rest of the report
     REDRAW_REGION = "redraw_region"  # an image with a painted region (and optionally a report) -> the region redrawn
 
@@ -110,7 +110,7 @@ def prepare(request: DemoRequest, experiment: Experiment) -> PreparedRequest:
     if mode is Mode.REPORT_TO_IMAGE:
         report = report_text(request.text)
         return PreparedRequest(request, report=report, notices=_notices(cut_notice(layout, report)))
-    if mode is Mode.JOINT:
+    if mode is Mode.PAIR:
         opening = (request.text or "").strip() or None
         notice = None if opening is None else cut_notice(layout, opening, "first sentence")
         return PreparedRequest(request, opening=opening, notices=_notices(notice))
@@ -141,7 +141,7 @@ def generation_request(batch: list[PreparedRequest]) -> GenerationRequest:
         regenerate=None if regions is None else np.stack(regions),
         reports=stacked([p.report for p in batch]),
         report_openings=stacked([p.opening for p in batch]),
-        unconditional=first.request.mode is Mode.JOINT and first.opening is None,
+        unconditional=first.request.mode is Mode.PAIR and first.opening is None,
     )
 
 

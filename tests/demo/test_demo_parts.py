@@ -112,9 +112,9 @@ def test_the_page_values_make_the_request_of_their_tab() -> None:
     )  # fmt: skip
     assert demo_request(Mode.FINISH_REPORT, (picture, "The"), "maskgit", 4, 0, 0).text == "The"
     with pytest.raises(DataError, match="the seed must be a whole number"):
-        demo_request(Mode.JOINT, ("",), "maskgit", 4, 0, 1.5)
+        demo_request(Mode.PAIR, ("",), "maskgit", 4, 0, 1.5)
     with pytest.raises(DataError, match="no sampler is available"):
-        demo_request(Mode.JOINT, ("",), None, 4, 0, 1)
+        demo_request(Mode.PAIR, ("",), None, 4, 0, 1)
 
 
 def test_the_findings_table_marks_what_the_report_states_beside_the_true_labels() -> None:

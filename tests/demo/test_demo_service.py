@@ -35,7 +35,7 @@ def request_for(model: DemoModel, mode: Mode, decoding: Decoding = DECODING, ind
     return {
         Mode.REPORT_TO_IMAGE: DemoRequest(mode, decoding, text=report),
         Mode.IMAGE_TO_REPORT: DemoRequest(mode, decoding, picture=picture),
-        Mode.JOINT: DemoRequest(mode, decoding, text="The heart"),
+        Mode.PAIR: DemoRequest(mode, decoding, text="The heart"),
         Mode.FINISH_REPORT: DemoRequest(mode, decoding, text="The heart", picture=picture),
         Mode.REDRAW_REGION: DemoRequest(
             mode, decoding, picture=picture, painted=(corner(picture.size[0], 16 + 8 * index),)
@@ -65,7 +65,7 @@ def test_the_denoising_states_start_masked_and_end_at_the_answer(demo_model: Dem
     result = DemoService(demo_model, frames=4).answer([request_for(demo_model, mode)])[0]
     assert result.error is None
     draws, writes = result.image is not None, result.report is not None
-    assert draws == (mode in (Mode.REPORT_TO_IMAGE, Mode.JOINT, Mode.REDRAW_REGION))
+    assert draws == (mode in (Mode.REPORT_TO_IMAGE, Mode.PAIR, Mode.REDRAW_REGION))
     assert writes == (mode is not Mode.REPORT_TO_IMAGE)
     if draws:
         first, last = result.image_states[0], result.image_states[-1]
@@ -81,7 +81,7 @@ def test_the_denoising_states_start_masked_and_end_at_the_answer(demo_model: Dem
         assert len(result.report_states) >= 3 and last == result.report and MASKED_TOKEN not in last
         assert (
             first.startswith("The heart " + MASKED_TOKEN)
-            if mode in (Mode.FINISH_REPORT, Mode.JOINT)
+            if mode in (Mode.FINISH_REPORT, Mode.PAIR)
             else (set(first) == {MASKED_TOKEN})
         )
 
@@ -130,7 +130,7 @@ class GatedService(DemoService):
 def test_two_queued_requests_are_generated_as_one_batch_with_each_result_as_alone(demo_model: DemoModel) -> None:
     service = GatedService(demo_model)
     batcher = RequestBatcher(service, max_batch=8, gather_seconds=0)
-    first = batcher.submit(request_for(demo_model, Mode.JOINT))
+    first = batcher.submit(request_for(demo_model, Mode.PAIR))
     assert service.busy.wait(60)
     queued = [
         batcher.submit(request_for(demo_model, Mode.IMAGE_TO_REPORT, replace(DECODING, seed=seed), index=seed))
