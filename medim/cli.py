@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     configure_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    grouped_before = _process_group_initialized()
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger("medim")]):
             code = args.handler(args)
@@ -53,7 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medim: interrupted (a training run continues with `medim train EXP --resume`)", file=sys.stderr)
         return 130
+    finally:
+        if not grouped_before and _process_group_initialized():
+            # a launched run's process group, torn down before the interpreter exits: left to the interpreter,
+            # gloo's threads can outlive it and abort the process ("terminate called without an active exception")
+            sys.modules["torch.distributed"].destroy_process_group()
     return 0 if code is None else int(code)
+
+
+def _process_group_initialized() -> bool:
+    """Whether a torch.distributed process group exists (never imports torch: without it there is none)."""
+    distributed = sys.modules.get("torch.distributed")
+    return distributed is not None and distributed.is_available() and distributed.is_initialized()
 
 
 class _StderrHandler(logging.StreamHandler):
