@@ -136,7 +136,8 @@ class DemoModel:
         self.lock = threading.Lock()
         self.loaded: LoadedModel | None = None
         self.problem: str | None = None
-        self._newest_folder: str | None = None
+        self._newest_folder: str | None = None  # the run's newest step folder when a load was last tried
+        self._tried = False
         self.refresh()
 
     def get(self) -> LoadedModel:
@@ -150,13 +151,16 @@ class DemoModel:
         """Load the model if it is not loaded yet, or if its run has written a newer checkpoint since."""
         with self.lock:
             newest = self._newest_step_folder()
-            if self.loaded is not None and newest == self._newest_folder:
-                return
+            if self._tried and newest == self._newest_folder:
+                return  # each checkpoint is tried once: a broken one is not rebuilt on every request
+            self._tried, self._newest_folder = True, newest
             try:
                 self.loaded = self._load()
                 self.problem = None
-                self._newest_folder = newest
             except MedimError as exc:
+                if self.loaded is not None:  # keep serving the weights that loaded before
+                    logger.warning("%s: newer checkpoint %s not loaded: %s", self.source.describe(), newest, exc)
+                    return
                 self.problem = f"{self.source.describe()} cannot be served: {exc}"
                 logger.warning(self.problem)
 

@@ -82,3 +82,34 @@ def test_the_cli_refuses_bad_arguments_with_a_clear_message(
     (tmp_path / "run").mkdir()
     assert main(["demo", *arguments]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_each_new_checkpoint_folder_of_a_run_is_loaded_once(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = copy_run(tiny_run, tmp_path / "run")
+    model = DemoModel(DemoSource(run_dir=run), device="cpu")
+    loads: list[int] = []
+    load = DemoModel._load
+    monkeypatch.setattr(DemoModel, "_load", lambda self: loads.append(1) or load(self))
+    model.get(), model.get()
+    assert loads == []  # nothing new: the loaded model serves
+    shutil.copytree(run / "checkpoints" / "step_0000004", run / "checkpoints" / "step_0000008")
+    model.get(), model.get(), model.get()
+    assert len(loads) == 1 and model.loaded is not None
+
+
+def test_a_run_that_cannot_be_served_is_tried_again_only_when_a_checkpoint_appears(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = copy_run(tiny_run, tmp_path / "run", checkpoints=False)
+    model = DemoModel(DemoSource(run_dir=run), device="cpu")
+    loads: list[int] = []
+    load = DemoModel._load
+    monkeypatch.setattr(DemoModel, "_load", lambda self: loads.append(1) or load(self))
+    for _ in range(3):
+        with pytest.raises(DataError, match="has no checkpoint yet"):
+            model.get()
+    assert loads == []  # the reason is kept, not rebuilt for every request
+    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints", dirs_exist_ok=True)
+    assert model.get() is not None and len(loads) == 1
