@@ -84,15 +84,16 @@ class DemoService:
             experiment.layout, prompt.tokens, ~prompt.known, frames=self.frames, on_state=listener
         )
         with generation_autocast(loaded.device, experiment.config.eval.autocast):
-            generated = experiment.task.generate(
+            tokens = task.infill(  # what `task.generate` does, with the prompt the recorder starts from
                 loaded.backbone,
                 sampler,
-                request,
+                prompt,
                 num_steps=decoding.steps,
                 cfg_scale=decoding.cfg_scale,
                 seed=[p.request.decoding.seed for p in batch],
                 observe=recorder,
             )
+            generated = experiment.task.decode_outputs(request, tokens)
         seconds = time.perf_counter() - started
         parser = loaded.finding_labels
         results = []

@@ -172,7 +172,13 @@ class MaskedDiffusionTask:
             seed=seed,
             stats=stats,
             observe=observe,
-        ).cpu()
+        )
+        return self.decode_outputs(request, tokens)
+
+    def decode_outputs(self, request: GenerationRequest, tokens: Tensor) -> Generated:
+        """`request`'s answer from its generated sequences [B, L]: them (on the CPU), and the images and/or
+        reports it asked for."""
+        tokens = tokens.cpu()
         generated = request.generated()
         images = self.layout.image_tokenizer.decode(self.layout.image_codes(tokens)) if "image" in generated else None
         reports = self.layout.texts(tokens) if "text" in generated else None

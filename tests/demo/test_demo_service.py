@@ -12,7 +12,7 @@ from PIL import Image
 from medim.demo.batching import RequestBatcher
 from medim.demo.frames import MASKED_TILE, MASKED_TOKEN
 from medim.demo.model import DemoModel
-from medim.demo.requests import Decoding, DemoRequest, DemoResult, Mode
+from medim.demo.requests import Decoding, DemoRequest, DemoResult, Mode, generation_request, prepare
 from medim.demo.service import DemoService
 
 DECODING = Decoding("maskgit", steps=4, cfg_scale=1.5, seed=7)
@@ -84,6 +84,27 @@ def test_the_denoising_states_start_masked_and_end_at_the_answer(demo_model: Dem
             if mode in (Mode.FINISH_REPORT, Mode.PAIR)
             else (set(first) == {MASKED_TOKEN})
         )
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_an_answer_is_what_the_task_generates_for_the_same_request(demo_model: DemoModel, mode: Mode) -> None:
+    """The demo decodes as `medim generate` does (the task's `generate`), with the states recorded on the side."""
+    loaded = demo_model.get()
+    request = request_for(demo_model, mode)
+    result = DemoService(demo_model, frames=4).answer([request])[0]
+    prepared = prepare(request, loaded.experiment)
+    expected = loaded.experiment.task.generate(
+        loaded.backbone,
+        loaded.samplers[DECODING.sampler],
+        generation_request([prepared]),
+        num_steps=DECODING.steps,
+        cfg_scale=DECODING.cfg_scale,
+        seed=[DECODING.seed],
+    )
+    assert result.error is None
+    assert (result.image is None) == (expected.images is None)
+    assert result.image is None or np.array_equal(result.image, expected.images[0])
+    assert result.report == (None if expected.reports is None else expected.reports[0])
 
 
 def test_the_true_labels_are_shown_for_an_example_image(demo_model: DemoModel) -> None:
