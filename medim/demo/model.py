@@ -30,7 +30,13 @@ from medim.quickstart import QUICKSTART
 from medim.registry import SAMPLERS
 from medim.runs import load_run, open_release, open_run, run_config
 from medim.samplers.base import Sampler
-from medim.training.checkpoints import checkpoint_dir, checkpoint_problem, checkpoint_step, latest_checkpoint
+from medim.training.checkpoints import (
+    checkpoint_problem,
+    checkpoint_step,
+    folder_step,
+    latest_checkpoint,
+    step_folders,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +185,8 @@ class DemoModel:
 
     def _newest_step_folder(self) -> str | None:
         """The newest step folder's name in the run (a cheap check for new checkpoints), None for other sources."""
-        if self.source.run_dir is None:
-            return None
-        return max((p.name for p in checkpoint_dir(self.source.run_dir).glob("step_*")), default=None)
+        folders = [] if self.source.run_dir is None else step_folders(self.source.run_dir)
+        return folders[-1][1].name if folders else None
 
     def _load(self) -> LoadedModel:
         source = self.source
@@ -196,7 +201,10 @@ class DemoModel:
             experiment, backbone = load_run(source.run_dir, overrides=source.overrides)
         elif (run := source.run_of_checkpoint()) is not None:
             checkpoint = source.checkpoint
-            problem = checkpoint_problem(checkpoint, _folder_step(checkpoint), legacy_ok=True)
+            step = folder_step(checkpoint)
+            if step is None:
+                raise DataError(f"{checkpoint} is not a checkpoint folder (named step_NNNNNNN) of a run")
+            problem = checkpoint_problem(checkpoint, step, legacy_ok=True)
             if problem is not None:
                 raise DataError(f"checkpoint {checkpoint} is not usable: {problem}")
             experiment, backbone = open_run(run, run_config(run), checkpoint=checkpoint)
@@ -251,11 +259,3 @@ def _add_examples(loaded: LoadedModel) -> None:
         if labels is not None:
             seen = tokenizer.preprocess(Image.fromarray(image))
             loaded.labels_by_image[image_key(seen)] = labels
-
-
-def _folder_step(checkpoint: Path) -> int:
-    """The step in a checkpoint folder's name (`step_0000500`), with a clear error for another name."""
-    try:
-        return int(checkpoint.name.removeprefix("step_"))
-    except ValueError:
-        raise DataError(f"{checkpoint} is not a checkpoint folder (named step_NNNNNNN) of a run") from None

@@ -178,7 +178,7 @@ def prune_checkpoints(run_dir: Path, newest: int, keep: int, keep_every: int | N
 
     Folders newer than `newest` (left from before a resume that fell back past them) stay until replaced.
     """
-    folders = _step_folders(run_dir)
+    folders = step_folders(run_dir)
     first_marked = min((s for s, p in folders if (p / COMMIT).is_file()), default=None)
     usable = [s for s, p in folders if s <= newest and _looks_committed(p, s, first_marked)]
     kept = set(sorted(usable)[-keep:])
@@ -195,7 +195,7 @@ def prune_checkpoints(run_dir: Path, newest: int, keep: int, keep_every: int | N
 def find_checkpoint(run_dir: Path) -> CheckpointSearch:
     """Scan a run's step folders, newest first, for the first complete and readable checkpoint (no logging)."""
     root = checkpoint_dir(run_dir)
-    folders = _step_folders(run_dir)
+    folders = step_folders(run_dir)
     first_marked = min((s for s, p in folders if (p / COMMIT).is_file()), default=None)
     skipped: list[tuple[str, str]] = []
     chosen: tuple[int, Path] | None = None
@@ -353,15 +353,22 @@ def _warn_once(message: str) -> None:
         logger.warning(message)
 
 
-def _step_folders(run_dir: Path) -> list[tuple[int, Path]]:
+def folder_step(path: Path) -> int | None:
+    """The step in a checkpoint folder's name (`step_0000500` -> 500), None for any other name."""
+    match = _STEP_FOLDER.match(Path(path).name)
+    return None if match is None else int(match.group(1))
+
+
+def step_folders(run_dir: Path) -> list[tuple[int, Path]]:
+    """A run's checkpoint step folders (complete or not) as (step, path), oldest first."""
     root = checkpoint_dir(run_dir)
     if not root.is_dir():
         return []
     found = []
     for path in root.iterdir():
-        match = _STEP_FOLDER.match(path.name)
-        if match and path.is_dir():
-            found.append((int(match.group(1)), path))
+        step = folder_step(path)
+        if step is not None and path.is_dir():
+            found.append((step, path))
     return sorted(found)
 
 

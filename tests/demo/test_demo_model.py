@@ -52,6 +52,15 @@ def test_one_checkpoint_folder_of_a_run_is_served(tiny_run: Path) -> None:
     assert DemoService(model).answer([REQUEST])[0].error is None
 
 
+def test_a_renamed_checkpoint_folder_of_a_run_is_refused_naming_the_expected_name(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    run = copy_run(tiny_run, tmp_path / "run")
+    renamed = (run / "checkpoints" / "step_0000004").rename(run / "checkpoints" / "best")
+    model = DemoModel(demo_source(None, renamed), device="cpu")
+    assert model.loaded is None and "is not a checkpoint folder (named step_NNNNNNN)" in model.status()
+
+
 def test_a_folder_that_is_no_checkpoint_is_refused_with_the_reason(tmp_path: Path) -> None:
     model = DemoModel(demo_source(None, tmp_path), device="cpu")
     assert model.loaded is None and "cannot be served" in model.status()
