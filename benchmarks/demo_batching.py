@@ -11,16 +11,15 @@ kept) after one warm-up, and the answers are checked to be equal each way.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
+from medim.benchmarking.machine import machine_info
 from medim.demo.model import DemoModel, DemoSource
 from medim.demo.requests import Decoding, DemoRequest, Mode
 from medim.demo.service import DemoService
@@ -83,9 +82,7 @@ def main() -> None:
     result = {
         "run": str(args.run_dir),
         "step": loaded.step,
-        "device": loaded.device.type,
-        "machine": {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
-        "torch": torch.__version__,
+        "machine": machine_info(loaded.device),
         "requests": args.requests,
         "sampler": next(iter(loaded.samplers)),
         "steps": loaded.experiment.config.eval.num_steps,
@@ -94,7 +91,6 @@ def main() -> None:
             mode.value: measure(service, requests(model, mode, args.requests), args.rounds)
             for mode in (Mode.REPORT_TO_IMAGE, Mode.IMAGE_TO_REPORT)
         },
-        "date": time.strftime("%Y-%m-%d"),
     }
     atomic_write_json(args.out, result)
     for mode, numbers in result["modes"].items():
