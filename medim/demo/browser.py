@@ -20,6 +20,11 @@ from medim.evaluation.screenshot import CHROMIUM_NAMES, INSTALL_HINT, find_chrom
 #: How long one generation may take in the page before the check gives up (ms).
 GENERATION_TIMEOUT_MS = 180_000
 DONE_OR_ERROR = "Done in|❌"
+#: True once the picture under a selector is decoded (before that its natural size reads 0 x 0).
+PICTURE_LOADED = (
+    "selector => { const img = document.querySelector(selector); "
+    "return !!img && img.complete && img.naturalWidth > 0; }"
+)
 #: The report the README's screenshot draws an image for.
 README_REPORT = "The heart is enlarged. Small left pleural effusion."
 
@@ -56,6 +61,8 @@ def drive_demo(
             page.locator("#r2i-text textarea").fill(report)
             page.locator("#r2i-run").click()
             image_message = _finished(page, "#r2i-message", expect)
+            # the message can arrive before the browser has decoded the picture sent with it (its size reads 0 x 0)
+            page.wait_for_function(PICTURE_LOADED, arg="#r2i-image img", timeout=30_000)
             image_size = tuple(page.locator("#r2i-image img").evaluate("img => [img.naturalWidth, img.naturalHeight]"))
             first = out_dir / "demo_report_to_image.png"
             page.screenshot(path=str(first), full_page=True)
