@@ -153,7 +153,7 @@ def build_app(
         gr.Markdown(
             "# medim demo\nMasked discrete diffusion for image–report generation: watch the masked tokens resolve."
         )
-        gr.Markdown(model.status(), elem_id="status")
+        status = gr.Markdown(model.status(), elem_id="status")
         with gr.Accordion("Decoding", open=True):
             page = _Page(batcher, _decoding_inputs(loaded), strip_length=frames + 1)
         with gr.Tabs():
@@ -186,14 +186,14 @@ def build_app(
                     guide = gr.Textbox(label="Report (optional: empty writes one too)", lines=3, elem_id="redraw-text")
                 _examples([[p] for p in pictures], [editor])
                 page.wire(Mode.REDRAW_REGION, "Redraw the region", "redraw", [editor, guide], image=True, report=True)
+        app.load(lambda: page_state(model), outputs=[status, *page.decoding])
     app.queue(max_size=max_waiting, default_concurrency_limit=batcher.max_batch)
     return app, examples_dir
 
 
 def _decoding_inputs(loaded: LoadedModel | None) -> list[Any]:
     """Sampler, steps, guidance and seed inputs, defaulting to the run's own decoding."""
-    eval_cfg = None if loaded is None else loaded.experiment.config.eval
-    samplers = list(loaded.samplers) if loaded else []
+    samplers, steps, guidance = _decoding_defaults(loaded)
     with gr.Row():
         sampler = gr.Dropdown(
             samplers,
@@ -202,12 +202,32 @@ def _decoding_inputs(loaded: LoadedModel | None) -> list[Any]:
             info="the run's own first",
             elem_id="sampler",
         )
-        steps = gr.Slider(1, 256, value=eval_cfg.num_steps if eval_cfg else 32, step=1, label="Steps", elem_id="steps")
-        guidance = gr.Number(
-            value=eval_cfg.cfg_scale if eval_cfg else 0.0, minimum=0, label="Guidance (0 = off)", elem_id="guidance"
-        )
+        steps = gr.Slider(1, 256, value=steps, step=1, label="Steps", elem_id="steps")
+        guidance = gr.Number(value=guidance, minimum=0, label="Guidance (0 = off)", elem_id="guidance")
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
     return [sampler, steps, guidance, seed]
+
+
+def _decoding_defaults(loaded: LoadedModel | None) -> tuple[list[str], int, float]:
+    """The samplers that can decode the model (the run's own first), and the run's steps and guidance weight."""
+    if loaded is None:
+        return [], 32, 0.0
+    eval_cfg = loaded.experiment.config.eval
+    return list(loaded.samplers), eval_cfg.num_steps, eval_cfg.cfg_scale
+
+
+def page_state(model: DemoModel) -> list[Any]:
+    """The status line and decoding inputs as a page loads, after loading a newer (or the first) checkpoint of the
+    run: an app started before its run wrote a checkpoint serves it from the next page load on."""
+    model.refresh()
+    samplers, steps, guidance = _decoding_defaults(model.loaded)
+    return [
+        model.status(),
+        gr.update(choices=samplers, value=samplers[0] if samplers else None),
+        gr.update(value=steps),
+        gr.update(value=guidance),
+        gr.skip(),
+    ]
 
 
 def _picture_input(label: str, elem_id: str) -> Any:
@@ -279,7 +299,10 @@ def demo_request(
 ) -> DemoRequest:
     """The request a tab's input values make (as Gradio hands them over: see `TAB_INPUTS`)."""
     if sampler is None:
-        raise DataError("no sampler is available: the model is not loaded (see the status line above)")
+        raise DataError(
+            "no sampler is available: the model is not loaded (see the status line above; once it can be served, "
+            "reload the page)"
+        )
     if guidance is None or seed is None:
         raise DataError("give a guidance weight and a seed (both numbers)")
     if seed != int(seed):

@@ -35,6 +35,25 @@ def test_a_run_still_training_shows_why_and_is_served_once_its_first_checkpoint_
     assert "at step 4 of 4" in model.status()
 
 
+def test_a_page_loaded_after_the_first_checkpoint_offers_the_samplers_and_says_what_is_served(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    gradio = pytest.importorskip("gradio", reason='the demo extra is not installed (pip install -e ".[demo]")')
+    from medim.demo.app import page_state
+
+    run = copy_run(tiny_run, tmp_path / "run", checkpoints=False)
+    model = DemoModel(DemoSource(run_dir=run), device="cpu")  # the app starts before the run has a checkpoint
+    status, sampler, _, _, seed = page_state(model)
+    assert "has no checkpoint yet" in status and sampler["choices"] == [] and sampler["value"] is None
+    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints", dirs_exist_ok=True)
+    status, sampler, steps, guidance, seed = page_state(model)  # the next page load
+    config = model.get().experiment.config
+    assert "at step 4 of 4" in status and sampler["value"] == config.sampler.name
+    assert sampler["choices"] == list(model.get().samplers) and "maskgit" in sampler["choices"]
+    assert steps["value"] == config.eval.num_steps and guidance["value"] == config.eval.cfg_scale
+    assert isinstance(seed, type(gradio.skip()))  # the seed the user typed is kept
+
+
 def test_a_checkpoint_of_another_layout_is_refused_with_the_reason(tiny_run: Path, tmp_path: Path) -> None:
     run = copy_run(tiny_run, tmp_path / "run")
     config = yaml.safe_load((run / "resolved.yaml").read_text())
